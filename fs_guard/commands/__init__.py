@@ -1,0 +1,5 @@
+"""The ``fs-guard`` subcommands, one module each (see ``fs_guard.cli``)."""
+
+from fs_guard.commands import check
+
+MODULES = (check,)

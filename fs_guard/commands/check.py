@@ -1,0 +1,123 @@
+"""``fs-guard check-config`` and ``fs-guard test``: the screen's own code, from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional
+
+from fs_guard import banlog, offence
+from fs_guard.config import CONFIG_BASENAME, Config, ConfigError, default_config, load_config, locate_config
+from fs_guard.rules import CallFacts, PrefixSet, Rules, decide
+
+
+def register(sub: "argparse._SubParsersAction") -> None:
+    check = sub.add_parser("check-config", help="validate a configuration and summarise its rules")
+    _config_option(check)
+    check.set_defaults(run=run_check)
+
+    test = sub.add_parser("test", help="decide one number as the screen would")
+    test.add_argument("number", help="the destination number")
+    test.add_argument("--context", default="public", help="channel context or rule set (default: public)")
+    test.add_argument("--ip", help="caller's source address (tells whether a ban line would be written)")
+    test.add_argument("--user-agent", dest="user_agent", help="caller's SIP User-Agent")
+    _config_option(test)
+    test.set_defaults(run=run_test)
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help=f"configuration file (default: $FS_GUARD_CONFIG, else /etc/freeswitch/{CONFIG_BASENAME})",
+    )
+
+
+def resolve_config(path: Optional[str]) -> Config:
+    """The named file, else the one FreeSWITCH would use, else the built-in defaults.
+
+    Raises ConfigError when a file exists (or was named) but is not a good configuration.
+    """
+    if path:
+        return load_config(path)
+    located = locate_config()
+    if os.path.exists(located):
+        return load_config(located)
+    return default_config()
+
+
+def load_or_report(path: Optional[str]) -> Optional[Config]:
+    """``resolve_config`` for commands: errors go to stderr, one per line; None on error."""
+    try:
+        return resolve_config(path)
+    except ConfigError as exc:
+        print(f"fs-guard: configuration {exc.source} is not valid:", file=sys.stderr)
+        for error in exc.errors:
+            print(f"  {error}", file=sys.stderr)
+        return None
+
+
+def _prefixes(prefixes: PrefixSet) -> str:
+    if not prefixes:
+        return "none"
+    shown = sorted(prefixes.prefixes)[:8]
+    more = len(prefixes.prefixes) - len(shown)
+    return ", ".join(shown) + (f" (+{more} more)" if more else "") + f" [{len(prefixes.prefixes)}]"
+
+
+def describe_rules(rules: Rules) -> list:
+    chars = "".join(sorted(rules.allowed_characters)) if rules.allowed_characters else "any"
+    return [
+        f"max length:        {rules.max_len}",
+        f"deny prefixes:     {_prefixes(rules.deny)}",
+        f"allow prefixes:    {_prefixes(rules.allow) if rules.allow else 'any number'}",
+        f"scanner UAs:       {len(rules.deny_user_agents)}",
+        f"allowed chars:     {chars}",
+        f"mode:              {'MONITOR (rejects nothing)' if rules.monitor else 'enforce'}"
+        f", ban lines {'on' if rules.ban else 'off'}",
+    ]
+
+
+def run_check(args: argparse.Namespace) -> int:
+    config = load_or_report(args.config)
+    if config is None:
+        return 2
+    print(f"configuration: {config.source or 'built-in defaults (no file found)'}: OK")
+    print(f"ban log:       {config.ban_log_path}")
+    print(f"on error:      {config.on_error} the call")
+    nets = ", ".join(str(n) for n in config.trusted_networks) or "none"
+    print(f"trusted nets:  {nets}")
+    for name, rules in [("(all contexts)", config.base)] + sorted(config.contexts.items()):
+        print(f"rules for {name}:")
+        for line in describe_rules(rules):
+            print(f"  {line}")
+    return 0
+
+
+def run_test(args: argparse.Namespace) -> int:
+    config = load_or_report(args.config)
+    if config is None:
+        return 2
+    rules = config.rules_for(args.context)
+    verdict = decide(rules, CallFacts(args.number, args.context, args.ip, args.user_agent))
+    number = banlog.quoted(args.number)
+    if verdict.accept:
+        print(f"ACCEPT {number} context={banlog.token(args.context)}")
+        return 0
+    note = " (monitor mode: would be logged, not rejected)" if rules.monitor else ""
+    print(f"REJECT {number} context={banlog.token(args.context)} reason={verdict.reason}{note}")
+    if args.ip is not None:
+        print(f"ban line: {_ban_outcome(config, rules, args.ip)}")
+    return 1
+
+
+def _ban_outcome(config: Config, rules: Rules, ip: str) -> str:
+    address = offence.ban_address(ip)
+    if rules.monitor or not rules.ban:
+        return "no (monitor mode)" if rules.monitor else "no (ban lines off for this context)"
+    if address is None:
+        return f"no ({banlog.quoted(ip)} is not a valid IP address)"
+    if config.is_trusted(address):
+        return f"no ({address} is in a trusted network)"
+    return f"yes, ip[{address}] to {config.ban_log_path}"

@@ -1,0 +1,288 @@
+"""Configuration: find the file, validate it, compile it once, reload it when it changes.
+
+Only the top-level ``"fail2ban"`` object is read, so a mod_cti ``cti.json`` works as
+it is. A bad or missing file never replaces a good configuration: the last good one
+stays in force and the error is kept for ``fs_guard.status`` and ``check-config``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+from fs_guard import host
+from fs_guard.banlog import escape
+from fs_guard.rules import PrefixSet, Rules
+
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+
+SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema.json")
+DEFAULT_FILENAME = "fs-guard-ban.log"
+CONFIG_BASENAME = "fs_guard.json"
+#: Keys a context may override; anything it leaves out comes from the top level.
+RULE_KEYS = (
+    "destination_number_max_len",
+    "deny_prefix",
+    "allow_prefix",
+    "deny_user_agent",
+    "allowed_characters",
+    "monitor",
+    "ban",
+)
+#: The built-in defaults, in force until a good file has been loaded.
+DEFAULTS: Mapping[str, Any] = {
+    "filename": DEFAULT_FILENAME,
+    "destination_number_max_len": 12,
+    "deny_prefix": ["00", "+"],
+    "allow_prefix": [],
+    "deny_user_agent": [],
+    "monitor": False,
+    "ban": True,
+    "trusted_networks": [],
+    "on_error": "reject",
+}
+
+
+class ConfigError(Exception):
+    """A configuration that must not take effect; ``errors`` name each field's path."""
+
+    def __init__(self, source: str, errors: Sequence[str]) -> None:
+        self.source = source
+        self.errors = tuple(errors)
+        super().__init__(f"{source}: " + "; ".join(self.errors))
+
+
+@dataclass(frozen=True)
+class Config:
+    """A compiled configuration: what the hot path reads, nothing else."""
+
+    base: Rules
+    contexts: Mapping[str, Rules]
+    ban_log_path: str
+    trusted_networks: Tuple[Network, ...]
+    on_error: str
+    source: Optional[str]  # the file it came from; None for the built-in defaults
+    raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    def rules_for(self, context: str) -> Rules:
+        return self.contexts.get(context, self.base)
+
+    def is_trusted(self, address: Union[ipaddress.IPv4Address, ipaddress.IPv6Address]) -> bool:
+        return any(address in network for network in self.trusted_networks)
+
+    @property
+    def reject_on_error(self) -> bool:
+        return self.on_error != "accept"
+
+
+def _path_of(parts: Sequence[Any]) -> str:
+    path = "fail2ban" if not parts else ""
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def _schema_errors(document: Any) -> List[str]:
+    import jsonschema  # imported on first load only: it is the slowest import we have
+
+    validator = _validator(jsonschema)
+    errors = []
+    for error in sorted(validator.iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path]):
+        parts = list(error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            allowed = set(error.schema.get("properties", {}))
+            for key in sorted(k for k in error.instance if k not in allowed):
+                errors.append(f"{_path_of(parts + [key])}: unknown key")
+            continue
+        if error.validator == "required" and not parts:
+            errors.append('fail2ban: missing (the file needs a top-level "fail2ban" object)')
+            continue
+        errors.append(f"{_path_of(parts)}: {error.message}")
+    return errors
+
+
+_VALIDATOR = None
+
+
+def _validator(jsonschema: Any) -> Any:
+    global _VALIDATOR
+    if _VALIDATOR is None:
+        with open(SCHEMA_PATH, encoding="utf-8") as handle:
+            schema = json.load(handle)
+        _VALIDATOR = jsonschema.Draft7Validator(schema)
+    return _VALIDATOR
+
+
+def _networks(values: Sequence[str]) -> Tuple[Tuple[Network, ...], List[str]]:
+    networks, errors = [], []
+    for index, value in enumerate(values):
+        try:
+            networks.append(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            errors.append(f"fail2ban.trusted_networks[{index}]: {value!r} is not an IPv4 or IPv6 network (CIDR)")
+    return tuple(networks), errors
+
+
+def _rules(values: Mapping[str, Any]) -> Rules:
+    chars = values.get("allowed_characters")
+    return Rules(
+        max_len=values["destination_number_max_len"],
+        deny=PrefixSet.of(values["deny_prefix"]),
+        allow=PrefixSet.of(values["allow_prefix"]),
+        deny_user_agents=tuple(dict.fromkeys(ua.casefold() for ua in values["deny_user_agent"])),
+        allowed_characters=frozenset(chars) if chars else None,
+        monitor=values["monitor"],
+        ban=values["ban"],
+    )
+
+
+def compile_config(section: Mapping[str, Any], source: Optional[str]) -> Config:
+    """Compile a validated ``fail2ban`` object; raises ConfigError for semantic errors."""
+    merged = {**DEFAULTS, **section}
+    networks, errors = _networks(merged["trusted_networks"])
+    if errors:
+        raise ConfigError(source or "<built-in>", errors)
+    base = _rules(merged)
+    contexts = {
+        name: _rules({**merged, **override}) for name, override in section.get("contexts", {}).items()
+    }
+    filename = merged["filename"]
+    return Config(
+        base=base,
+        contexts=contexts,
+        ban_log_path=filename if os.path.isabs(filename) else os.path.join(host.log_dir(), filename),
+        trusted_networks=networks,
+        on_error=merged["on_error"],
+        source=source,
+        raw=dict(section),
+    )
+
+
+def parse_config(text: Union[str, bytes], source: str) -> Config:
+    """Validate and compile the text of a configuration file."""
+    try:
+        document = json.loads(text)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, [f"not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
+    except ValueError as exc:
+        raise ConfigError(source, [f"not valid JSON: {exc}"]) from None
+    errors = _schema_errors(document)
+    if errors:
+        raise ConfigError(source, errors)
+    return compile_config(document["fail2ban"], source)
+
+
+def load_config(path: str) -> Config:
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise ConfigError(path, [f"cannot read: {exc.strerror or exc}"]) from None
+    return parse_config(text, path)
+
+
+def default_config() -> Config:
+    return compile_config({}, None)
+
+
+def locate_config() -> str:
+    """The configuration file to use: FS_GUARD_CONFIG, then fs_guard_config, then conf_dir."""
+    return (
+        host.environment_config_path()
+        or host.global_variable("fs_guard_config")
+        or os.path.join(host.conf_dir(), CONFIG_BASENAME)
+    )
+
+
+Signature = Optional[Tuple[int, int, int, int]]
+
+
+def _signature(path: str) -> Signature:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+
+@dataclass(frozen=True)
+class LoadState:
+    """What ``fs_guard.status`` shows about the configuration in force."""
+
+    config: Config
+    path: str
+    loaded_at: Optional[float]  # when ``config`` was loaded; None for the built-in defaults
+    last_error: Optional[str]
+    error_at: Optional[float]
+
+
+class ConfigStore:
+    """The configuration in force, re-read only when its file changes.
+
+    ``current()`` costs one ``stat`` when nothing changed. A file that fails to load is
+    remembered by its signature, so a bad file is parsed (and logged) once, not per call.
+    """
+
+    def __init__(self, path: Optional[str] = None) -> None:
+        self._fixed_path = path
+        self._lock = threading.Lock()
+        self._path = path or ""
+        self._seen: object = object()  # signature last looked at; matches nothing at first
+        self._state = LoadState(default_config(), self._path, None, None, None)
+
+    @property
+    def state(self) -> LoadState:
+        return self._state
+
+    def current(self) -> Config:
+        if not self._path:
+            self._path = self._fixed_path or locate_config()
+        if _signature(self._path) != self._seen:
+            self._refresh(force=False)
+        return self._state.config
+
+    def reload(self) -> LoadState:
+        """Find the file again and load it even if it looks unchanged."""
+        with self._lock:
+            self._path = self._fixed_path or locate_config()
+        self._refresh(force=True)
+        return self._state
+
+    def _refresh(self, force: bool) -> None:
+        with self._lock:
+            path = self._path
+            signature = _signature(path)
+            if signature == self._seen and not force:
+                return
+            self._seen = signature
+            previous = self._state
+            if signature is None:
+                if previous.loaded_at is None and previous.last_error is None and not force:
+                    return  # no file has ever existed: the built-in defaults are right
+                error = f"{path}: missing; keeping the {'last good' if previous.loaded_at else 'built-in'} configuration"
+                self._fail(previous, error)
+                return
+            try:
+                config = load_config(path)
+            except ConfigError as exc:
+                kept = "last good" if previous.loaded_at else "built-in"
+                self._fail(previous, f"{exc}; keeping the {kept} configuration")
+                return
+            self._state = LoadState(config, path, time.time(), None, None)
+            host.console("notice", f"fs-guard: loaded configuration {_printable(path)}")
+
+    def _fail(self, previous: LoadState, error: str) -> None:
+        self._state = LoadState(previous.config, previous.path, previous.loaded_at, error, time.time())
+        host.console("err", f"fs-guard: configuration error: {_printable(error)}")
+
+
+def _printable(text: str) -> str:
+    return escape(text, limit=4096)

@@ -1,0 +1,59 @@
+"""The one place that touches the ``freeswitch`` module.
+
+Inside FreeSWITCH the module exists; in the ``fs-guard`` command and in plain Python
+it does not, and fs-guard falls back to stderr and the stock directory layout.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+try:  # pragma: no cover - which branch runs depends on the host
+    import freeswitch as _fs
+except ImportError:  # outside FreeSWITCH
+    _fs = None
+
+DEFAULT_CONF_DIR = "/etc/freeswitch"
+DEFAULT_LOG_DIR = "/var/log/freeswitch"
+
+
+def inside_freeswitch() -> bool:
+    return _fs is not None
+
+
+def global_variable(name: str) -> Optional[str]:
+    """A FreeSWITCH global variable, or None outside FreeSWITCH or when unset."""
+    if _fs is None:
+        return None
+    value = _fs.getGlobalVariable(name)
+    return value or None
+
+
+def conf_dir() -> str:
+    return global_variable("conf_dir") or DEFAULT_CONF_DIR
+
+
+def log_dir() -> str:
+    return global_variable("log_dir") or DEFAULT_LOG_DIR
+
+
+def console(level: str, message: str) -> None:
+    """Write one line to the FreeSWITCH console (stderr outside it).
+
+    ``message`` must already be escaped: it may carry attacker text.
+    """
+    if _fs is not None:
+        _fs.consoleLog(level, message + "\n")
+    else:
+        sys.stderr.write(f"fs-guard [{level}] {message}\n")
+
+
+def running() -> bool:
+    """False once FreeSWITCH is shutting down (always True outside it)."""
+    return _fs is None or bool(_fs.running())
+
+
+def environment_config_path() -> Optional[str]:
+    return os.environ.get("FS_GUARD_CONFIG") or None

@@ -1,0 +1,130 @@
+"""The decision: a pure function from compiled rules and call facts to a verdict.
+
+Rules apply in this order; the first that fires gives the reason:
+
+1. ``empty_number``        the destination number is missing or empty
+2. ``too_long``            longer than ``destination_number_max_len``
+3. ``bad_characters``      a character outside ``allowed_characters`` (when set)
+4. ``deny_prefix``         starts with one of ``deny_prefix``
+5. ``not_allowed_prefix``  ``allow_prefix`` is not empty and the number starts with none of them
+6. ``scanner_user_agent``  the user agent contains one of ``deny_user_agent`` (case-insensitive)
+
+Prefix sets are looked up by the number's own prefixes, one set probe per distinct
+prefix length, so the cost does not grow with the number of prefixes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import FrozenSet, Iterable, Optional, Tuple
+
+EMPTY_NUMBER = "empty_number"
+TOO_LONG = "too_long"
+BAD_CHARACTERS = "bad_characters"
+DENY_PREFIX = "deny_prefix"
+NOT_ALLOWED_PREFIX = "not_allowed_prefix"
+SCANNER_USER_AGENT = "scanner_user_agent"
+INTERNAL_ERROR = "internal_error"
+REGISTER_FAILURE = "register_failure"
+
+#: Every reason a ban-log line or a verdict can carry (a public contract).
+REASONS: Tuple[str, ...] = (
+    EMPTY_NUMBER,
+    TOO_LONG,
+    BAD_CHARACTERS,
+    DENY_PREFIX,
+    NOT_ALLOWED_PREFIX,
+    SCANNER_USER_AGENT,
+    INTERNAL_ERROR,
+    REGISTER_FAILURE,
+)
+
+
+@dataclass(frozen=True)
+class PrefixSet:
+    """Prefixes grouped for lookup: the distinct lengths, shortest first, and one set."""
+
+    lengths: Tuple[int, ...]
+    prefixes: FrozenSet[str]
+
+    @classmethod
+    def of(cls, prefixes: Iterable[str]) -> "PrefixSet":
+        unique = frozenset(p for p in prefixes if p)
+        return cls(tuple(sorted({len(p) for p in unique})), unique)
+
+    def __bool__(self) -> bool:
+        return bool(self.prefixes)
+
+    def match(self, number: str) -> Optional[str]:
+        """The shortest prefix of ``number`` in the set, or None."""
+        prefixes = self.prefixes
+        size = len(number)
+        for length in self.lengths:
+            if length > size:
+                return None
+            head = number[:length]
+            if head in prefixes:
+                return head
+        return None
+
+
+@dataclass(frozen=True)
+class Rules:
+    """One compiled rule set (the top level, or a context's override of it)."""
+
+    max_len: int
+    deny: PrefixSet
+    allow: PrefixSet
+    deny_user_agents: Tuple[str, ...] = ()
+    allowed_characters: Optional[FrozenSet[str]] = None
+    monitor: bool = False
+    ban: bool = True
+
+
+@dataclass(frozen=True)
+class CallFacts:
+    """What the screen knows of a call; every text field is attacker-controlled."""
+
+    number: Optional[str]
+    context: str = ""
+    source_ip: Optional[str] = None
+    user_agent: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    accept: bool
+    reason: Optional[str] = None
+
+
+ACCEPT = Verdict(True)
+_REJECT = {reason: Verdict(False, reason) for reason in REASONS}
+
+
+def reject(reason: str) -> Verdict:
+    return _REJECT[reason]
+
+
+def scanner_user_agent(rules: Rules, user_agent: Optional[str]) -> bool:
+    if not user_agent or not rules.deny_user_agents:
+        return False
+    folded = user_agent.casefold()
+    return any(needle in folded for needle in rules.deny_user_agents)
+
+
+def decide(rules: Rules, facts: CallFacts) -> Verdict:
+    number = facts.number
+    if not number:
+        return _REJECT[EMPTY_NUMBER]
+    if len(number) > rules.max_len:
+        return _REJECT[TOO_LONG]
+    allowed = rules.allowed_characters
+    if allowed is not None and not allowed.issuperset(number):
+        return _REJECT[BAD_CHARACTERS]
+    if rules.deny and rules.deny.match(number) is not None:
+        return _REJECT[DENY_PREFIX]
+    if rules.allow and rules.allow.match(number) is None:
+        return _REJECT[NOT_ALLOWED_PREFIX]
+    if scanner_user_agent(rules, facts.user_agent):
+        return _REJECT[SCANNER_USER_AGENT]
+    return ACCEPT

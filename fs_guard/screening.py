@@ -1,0 +1,77 @@
+"""The call screen's edge: read the channel, decide, hang up, report.
+
+Lives outside ``fs_guard.screen`` because mod_python3 re-executes that module on
+every call; this one stays imported.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+from fs_guard import banlog, host, offence, state, stats
+from fs_guard.config import Config
+from fs_guard.ratelimit import RateLimiter
+from fs_guard.rules import INTERNAL_ERROR, CallFacts, decide
+
+HANGUP_CAUSE = "CALL_REJECTED"
+_error_reports = RateLimiter(1.0)
+
+
+def call_facts(session: Any, context: str) -> CallFacts:
+    """The call as the rules see it; the address is the socket's, never a SIP header."""
+    get = session.getVariable
+    return CallFacts(
+        number=get("destination_number"),
+        context=context,
+        source_ip=get("sip_network_ip") or get("network_addr"),
+        user_agent=get("sip_user_agent"),
+    )
+
+
+def screen(session: Any, args: str) -> None:
+    config = None
+    try:
+        config = state.CONFIG.current()
+        rule_set = args.strip() if args else ""
+        context = rule_set or session.getVariable("context") or ""
+        facts = call_facts(session, context)
+        rules = config.rules_for(context)
+        verdict = decide(rules, facts)
+        if verdict.accept:
+            state.STATS.add(stats.CALLS_ACCEPTED)
+            return
+        if rules.monitor:
+            state.STATS.add(stats.MONITOR_WOULD_REJECT)
+        else:
+            session.hangup(HANGUP_CAUSE)
+            state.STATS.add(stats.CALLS_REJECTED)
+            state.STATS.add(stats.REJECTED_PREFIX + str(verdict.reason))
+        offence.report(
+            config, rules, str(verdict.reason), facts.source_ip, context,
+            (("dest", facts.number), ("ua", facts.user_agent)),
+        )
+    except Exception as exc:  # the screen must never fail open by accident
+        _internal_error(session, config, exc)
+
+
+def _internal_error(session: Any, config: Config | None, exc: Exception) -> None:
+    state.STATS.add(stats.ERRORS)
+    reject = config.reject_on_error if config is not None else True
+    if reject:
+        try:
+            session.hangup(HANGUP_CAUSE)
+            state.STATS.add(stats.CALLS_REJECTED)
+            state.STATS.add(stats.REJECTED_PREFIX + INTERNAL_ERROR)
+        except Exception:
+            pass
+    held = _error_reports.allow()
+    if held is not None:
+        where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        at = f" at {where.filename}:{where.lineno}" if where else ""
+        more = f" ({held} more since the last report)" if held else ""
+        host.console(
+            "err",
+            f"fs-guard: internal error, call {'rejected' if reject else 'let through (on_error=accept)'}: "
+            f"{type(exc).__name__}: {banlog.escape(str(exc))}{at}{more}",
+        )

@@ -1,0 +1,15 @@
+"""Process-wide state that must outlive mod_python3's reload of ``fs_guard.screen``.
+
+The screen, the event hook and the status command all use these same objects: one
+configuration cache, one ban-log writer, one set of counters.
+"""
+
+from __future__ import annotations
+
+from fs_guard.banlog import BanLog
+from fs_guard.config import ConfigStore
+from fs_guard.stats import Counters
+
+CONFIG = ConfigStore()
+BANLOG = BanLog()
+STATS = Counters()

@@ -1,0 +1,93 @@
+"""Shared fixtures. The fake ``freeswitch`` module is put first on sys.path so that
+fs_guard imports it exactly as it would import the real one inside FreeSWITCH."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+FAKES = Path(__file__).parent / "fakes"
+sys.path.insert(0, str(FAKES))
+
+import fsctl  # noqa: E402
+import freeswitch  # noqa: E402
+
+from fs_guard import state  # noqa: E402
+from fs_guard.banlog import BanLog  # noqa: E402
+from fs_guard.config import ConfigStore  # noqa: E402
+from fs_guard.stats import Counters  # noqa: E402
+
+
+@pytest.fixture
+def fs_dirs(tmp_path):
+    """FreeSWITCH's conf_dir and log_dir for one test."""
+    conf = tmp_path / "conf"
+    logs = tmp_path / "log"
+    conf.mkdir()
+    logs.mkdir()
+    return conf, logs
+
+
+@pytest.fixture(autouse=True)
+def fresh_freeswitch(tmp_path, monkeypatch, fs_dirs):
+    """Every test starts with an empty FreeSWITCH: no config file, fresh state."""
+    conf, logs = fs_dirs
+    monkeypatch.delenv("FS_GUARD_CONFIG", raising=False)
+    fsctl.reset({"conf_dir": str(conf), "log_dir": str(logs), "base_dir": str(tmp_path)})
+    monkeypatch.setattr(state, "CONFIG", ConfigStore())
+    monkeypatch.setattr(state, "BANLOG", BanLog())
+    monkeypatch.setattr(state, "STATS", Counters())
+    yield
+    state.BANLOG.close()
+
+
+@pytest.fixture
+def write_config(fs_dirs):
+    """Write ``<conf_dir>/fs_guard.json`` with the given fail2ban object (or raw text)."""
+    conf, _ = fs_dirs
+    path = conf / "fs_guard.json"
+
+    def write(section=None, text=None, extra=None):
+        if text is None:
+            document = {"fail2ban": section or {}}
+            document.update(extra or {})
+            text = json.dumps(document)
+        path.write_text(text) if isinstance(text, str) else path.write_bytes(text)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def ban_log(fs_dirs):
+    """The default ban log path and a reader of its lines."""
+    _, logs = fs_dirs
+    path = logs / "fs-guard-ban.log"
+
+    class Reader:
+        def __init__(self):
+            self.path = path
+
+        def lines(self):
+            return path.read_text(encoding="ascii").splitlines() if path.exists() else []
+
+    return Reader()
+
+
+@pytest.fixture
+def call():
+    """Place a call through the real ``fs_guard.screen`` as mod_python3 does."""
+    from modpython import run_app
+
+    def place(number, *, context="public", ip="203.0.113.7", ua=None, args="", **variables):
+        session = fsctl.call_session(
+            destination_number=number, context=context, sip_network_ip=ip, sip_user_agent=ua, **variables
+        )
+        run_app("fs_guard.screen" + (f" {args}" if args else ""), session)
+        return session
+
+    return place

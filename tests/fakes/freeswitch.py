@@ -1,0 +1,213 @@
+"""A fake of FreeSWITCH's ``freeswitch`` module (mod_python3's SWIG shim).
+
+Public names and signatures are exactly the real module's (camelCase; see
+shared/docs/freeswitch.md), so code that passes against this fake runs inside
+FreeSWITCH. Everything a test inspects or controls is underscore-private and is
+reached through ``tests/fakes/fsctl.py``; nothing here adds public API.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+import uuid as _uuid
+
+_lock = threading.Lock()
+_globals = {}
+_log = []  # (level, message) in the order logged
+_running = threading.Event()
+_running.set()
+_consumers = []  # live EventConsumer objects
+
+
+def consoleLog(level, msg):
+    with _lock:
+        _log.append((level, msg))
+
+
+def consoleCleanLog(msg):
+    with _lock:
+        _log.append(("clean", msg))
+
+
+def getGlobalVariable(name):
+    with _lock:
+        return _globals.get(name)
+
+
+def setGlobalVariable(name, val):
+    with _lock:
+        _globals[name] = val
+
+
+def running():
+    return _running.is_set()
+
+
+def msleep(ms):
+    time.sleep(ms / 1000.0)
+
+
+class Session:
+    """A channel at dialplan time: variables in, hangup cause and log lines out."""
+
+    def __init__(self, uuid=None, a_leg=None):
+        self.uuid = uuid or str(_uuid.uuid4())
+        self._variables = {"uuid": self.uuid}
+        self._cause = None
+        self._log = []
+
+    def getVariable(self, var):
+        return self._variables.get(var)
+
+    def setVariable(self, var, val):
+        self._variables[var] = val
+
+    def hangup(self, cause="normal_clearing"):
+        if self._cause is None:
+            self._cause = str(cause).upper()
+
+    def hangupCause(self):
+        return self._cause or "NONE"
+
+    def ready(self):
+        return self._cause is None
+
+    def answered(self):
+        return False
+
+    def execute(self, app, data=None):
+        self._log.append(("execute", f"{app} {data or ''}".strip()))
+
+    def consoleLog(self, level, msg):
+        self._log.append((level, msg))
+        consoleLog(level, msg)
+
+
+class Event:
+    def __init__(self, type, subclass_name=None):
+        self._type = type
+        self._subclass = subclass_name
+        self._headers = []
+        self._body = None
+        if subclass_name:
+            self._headers.append(("Event-Subclass", subclass_name))
+        self._headers.append(("Event-Name", type))
+
+    def getHeader(self, header_name):
+        for name, value in self._headers:
+            if name.lower() == header_name.lower():
+                return value
+        return None
+
+    def addHeader(self, header_name, value):
+        self._headers.append((header_name, value))
+        return True
+
+    def delHeader(self, header_name):
+        self._headers = [(n, v) for n, v in self._headers if n.lower() != header_name.lower()]
+        return True
+
+    def getBody(self):
+        return self._body
+
+    def addBody(self, value):
+        self._body = (self._body or "") + value
+        return True
+
+    def getType(self):
+        return self._type
+
+    def serialize(self, format=None):
+        if format == "json":
+            import json
+
+            return json.dumps(dict(self._headers))
+        return "".join(f"{name}: {value}\n" for name, value in self._headers)
+
+    def fire(self):
+        with _lock:
+            targets = list(_consumers)
+        for consumer in targets:
+            consumer._offer(self)
+        return True
+
+
+class EventConsumer:
+    def __init__(self, event_name=None, subclass_name="", queue_len=5000):
+        self._bindings = set()
+        self._queue = collections.deque()
+        self._queue_len = queue_len
+        self._cond = threading.Condition()
+        self._dropped = 0
+        with _lock:
+            _consumers.append(self)
+        if event_name:
+            self.bind(event_name, subclass_name)
+
+    def bind(self, event_name, subclass_name=""):
+        self._bindings.add((event_name, subclass_name or ""))
+        return 1
+
+    def pop(self, block=0, timeout=0):
+        with self._cond:
+            if not self._queue and block:
+                if timeout:
+                    self._cond.wait_for(lambda: self._queue, timeout / 1000.0)
+                else:
+                    self._cond.wait_for(lambda: self._queue)
+            return self._queue.popleft() if self._queue else None
+
+    def cleanup(self):
+        with _lock:
+            if self in _consumers:
+                _consumers.remove(self)
+        self._bindings.clear()
+
+    def _offer(self, event):
+        wanted = (event.getType(), event._subclass or "") in self._bindings or (
+            (event.getType(), "") in self._bindings and event.getType() != "CUSTOM"
+        ) or ("ALL", "") in self._bindings
+        if not wanted:
+            return
+        with self._cond:
+            if len(self._queue) >= self._queue_len:
+                self._dropped += 1
+                return
+            self._queue.append(event)
+            self._cond.notify()
+
+
+class API:
+    def __init__(self, s=None):
+        self._session = s
+
+    def execute(self, command, data=None):
+        with _lock:
+            _log.append(("api", f"{command} {data or ''}".strip()))
+        return ""
+
+    def executeString(self, command):
+        cmd, _, data = command.partition(" ")
+        return self.execute(cmd, data)
+
+    def getTime(self):
+        return str(int(time.time() * 1000000))
+
+
+class Stream:
+    def __init__(self, s=None):
+        self._chunks = []
+
+    def write(self, data):
+        self._chunks.append(data)
+
+    def raw_write(self, data, len=None):
+        self._chunks.append(data if len is None else data[:len])
+
+    def get_data(self):
+        return "".join(self._chunks)
+
+    def read(self, len=0):
+        return ""
