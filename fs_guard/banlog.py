@@ -15,7 +15,7 @@ import os
 import re
 import threading
 import time
-from typing import Iterable, Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 from fs_guard import host
 from fs_guard.ratelimit import RateLimiter
@@ -68,12 +68,19 @@ class _Clock:
 _clock = _Clock()
 
 
-def format_line(
-    ip: str, reason: str, context: str, fields: Iterable[Tuple[str, Optional[str]]], now: Optional[float] = None
-) -> str:
+Fields = Sequence[Tuple[str, Optional[str]]]
+
+
+def format_fields(names: Fields, texts: Fields) -> str:
+    """``names`` (contexts, profiles: ours) bare when plain; ``texts`` (from the network) always quoted."""
+    parts = [f"{key}={token(value)}" for key, value in names]
+    parts.extend(f"{key}={quoted(value)}" for key, value in texts)
+    return " ".join(parts)
+
+
+def format_line(ip: str, reason: str, names: Fields, texts: Fields, now: Optional[float] = None) -> str:
     """One ban-log line without its newline; ``ip`` must already be validated."""
-    text = " ".join(f"{key}={quoted(value)}" for key, value in fields)
-    return f"{_clock.stamp(now)} ip[{ip}] reason={reason} context={token(context)} {text}"
+    return f"{_clock.stamp(now)} ip[{ip}] reason={reason} {format_fields(names, texts)}"
 
 
 class BanLog:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional, Union
 
 from fs_guard import banlog, host, state, stats
+from fs_guard.banlog import Fields
 from fs_guard.config import Config
 from fs_guard.rules import Rules
 
-Fields = Sequence[Tuple[str, Optional[str]]]
 Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
 
@@ -40,8 +40,11 @@ def ban_address(text: Optional[str]) -> Optional[Address]:
     return _parse(text.strip())
 
 
-def report(config: Config, rules: Rules, reason: str, source_ip: Optional[str], context: str, fields: Fields) -> str:
-    """Record one offence; returns what became of it ("banned", "monitor", ...)."""
+def report(config: Config, rules: Rules, reason: str, source_ip: Optional[str], names: Fields, texts: Fields) -> str:
+    """Record one offence; returns what became of it ("banned", "monitor", ...).
+
+    ``names`` are our own names (context, profile); ``texts`` came from the network.
+    """
     address = ban_address(source_ip)
     if rules.monitor:
         outcome = "monitor"
@@ -54,7 +57,7 @@ def report(config: Config, rules: Rules, reason: str, source_ip: Optional[str], 
         outcome = "trusted network"
         state.STATS.add(stats.NOT_BANNED_TRUSTED)
     else:
-        line = banlog.format_line(str(address), reason, context, fields)
+        line = banlog.format_line(str(address), reason, names, texts)
         if state.BANLOG.write(config.ban_log_path, line):
             state.STATS.add(stats.BAN_LINES)
             outcome = "banned"
@@ -62,10 +65,9 @@ def report(config: Config, rules: Rules, reason: str, source_ip: Optional[str], 
             state.STATS.add(stats.BAN_LOG_ERRORS)
             outcome = "ban log unwritable"
     verb = "would reject" if rules.monitor else "rejected"
-    details = " ".join(f"{key}={banlog.quoted(value)}" for key, value in fields)
     host.console(
         "notice" if rules.monitor else "warning",
-        f"fs-guard: {verb} reason={reason} context={banlog.token(context)} "
-        f"ip={banlog.quoted(source_ip)} {details} ({outcome})",
+        f"fs-guard: {verb} reason={reason} ip={banlog.quoted(source_ip)} "
+        f"{banlog.format_fields(names, texts)} ({outcome})",
     )
     return outcome

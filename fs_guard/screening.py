@@ -48,8 +48,8 @@ def screen(session: Any, args: str) -> None:
             state.STATS.add(stats.CALLS_REJECTED)
             state.STATS.add(stats.REJECTED_PREFIX + str(verdict.reason))
         offence.report(
-            config, rules, str(verdict.reason), facts.source_ip, context,
-            (("dest", facts.number), ("ua", facts.user_agent)),
+            config, rules, str(verdict.reason), facts.source_ip,
+            (("context", context),), (("dest", facts.number), ("ua", facts.user_agent)),
         )
     except Exception as exc:  # the screen must never fail open by accident
         _internal_error(session, config, exc)
