@@ -11,11 +11,9 @@ from typing import Any
 
 from fs_guard import banlog, host, offence, state, stats
 from fs_guard.config import Config
-from fs_guard.ratelimit import RateLimiter
 from fs_guard.rules import INTERNAL_ERROR, CallFacts, decide
 
 HANGUP_CAUSE = "CALL_REJECTED"
-_error_reports = RateLimiter(1.0)
 
 
 def call_facts(session: Any, context: str) -> CallFacts:
@@ -65,7 +63,7 @@ def _internal_error(session: Any, config: Config | None, exc: Exception) -> None
             state.STATS.add(stats.REJECTED_PREFIX + INTERNAL_ERROR)
         except Exception:
             pass
-    held = _error_reports.allow()
+    held = state.ERROR_REPORTS.allow()
     if held is not None:
         where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         at = f" at {where.filename}:{where.lineno}" if where else ""

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from fs_guard.banlog import BanLog
 from fs_guard.config import ConfigStore
+from fs_guard.ratelimit import RateLimiter
 from fs_guard.stats import Counters
 
 CONFIG = ConfigStore()
 BANLOG = BanLog()
 STATS = Counters()
+#: Internal errors are reported at most once a second, however many calls hit them.
+ERROR_REPORTS = RateLimiter(1.0)

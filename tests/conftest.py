@@ -19,6 +19,7 @@ import freeswitch  # noqa: E402
 from fs_guard import state  # noqa: E402
 from fs_guard.banlog import BanLog  # noqa: E402
 from fs_guard.config import ConfigStore  # noqa: E402
+from fs_guard.ratelimit import RateLimiter  # noqa: E402
 from fs_guard.stats import Counters  # noqa: E402
 
 
@@ -41,6 +42,7 @@ def fresh_freeswitch(tmp_path, monkeypatch, fs_dirs):
     monkeypatch.setattr(state, "CONFIG", ConfigStore())
     monkeypatch.setattr(state, "BANLOG", BanLog())
     monkeypatch.setattr(state, "STATS", Counters())
+    monkeypatch.setattr(state, "ERROR_REPORTS", RateLimiter(1.0))
     yield
     state.BANLOG.close()
 
