@@ -1,0 +1,101 @@
+"""`fs-guard check-config` and `fs-guard test`, run as an operator runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def fs_guard(*args, env=None):
+    environment = {k: v for k, v in os.environ.items() if k != "FS_GUARD_CONFIG"}
+    environment.update(env or {})
+    return subprocess.run([sys.executable, "-m", "fs_guard.cli", *args], capture_output=True, text=True,
+                          env=environment, timeout=60)
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    def write(section, **extra):
+        path = tmp_path / "fs_guard.json"
+        path.write_text(json.dumps({"fail2ban": section, **extra}))
+        return str(path)
+    return write
+
+
+class TestCheckConfig:
+    def test_a_good_file_exits_0_with_a_summary_of_the_rules(self, config_file):
+        path = config_file({
+            "filename": "/var/log/freeswitch/ban.log",
+            "deny_prefix": ["00", "011", "+"],
+            "trusted_networks": ["192.0.2.0/24"],
+            "contexts": {"default": {"monitor": True}},
+        }, cti={"port": 1})
+        result = fs_guard("check-config", "--config", path)
+        assert result.returncode == 0, result.stderr
+        assert f"configuration: {path}: OK" in result.stdout
+        assert "ban log:       /var/log/freeswitch/ban.log" in result.stdout
+        assert "deny prefixes:     +, 00, 011 [3]" in result.stdout
+        assert "trusted nets:  192.0.2.0/24" in result.stdout
+        assert "rules for default:" in result.stdout and "MONITOR" in result.stdout
+
+    def test_a_bad_file_exits_2_with_every_error_and_its_path(self, config_file):
+        result = fs_guard("check-config", "--config", config_file({"denny_prefix": [], "deny_prefix": [5]}))
+        assert result.returncode == 2
+        assert "fail2ban.denny_prefix: unknown key" in result.stderr
+        assert "fail2ban.deny_prefix[0]: 5 is not of type 'string'" in result.stderr
+        assert "Traceback" not in result.stderr
+
+    def test_a_missing_named_file_exits_2(self, tmp_path):
+        result = fs_guard("check-config", "--config", str(tmp_path / "nope.json"))
+        assert result.returncode == 2 and "cannot read" in result.stderr
+
+    def test_fs_guard_config_is_used_without_config(self, config_file):
+        path = config_file({"destination_number_max_len": 7})
+        result = fs_guard("check-config", env={"FS_GUARD_CONFIG": path})
+        assert result.returncode == 0 and "max length:        7" in result.stdout
+
+
+class TestTestCommand:
+    def test_a_rejected_number_prints_reject_and_the_reason_and_exits_1(self, config_file):
+        result = fs_guard("test", "0044123", "--config", config_file({}))
+        assert result.returncode == 1
+        assert result.stdout.startswith('REJECT "0044123" context=public reason=deny_prefix')
+
+    def test_an_accepted_number_prints_accept_and_exits_0(self, config_file):
+        result = fs_guard("test", "1001", "--context", "default", "--config", config_file({}))
+        assert (result.returncode, result.stdout.strip()) == (0, 'ACCEPT "1001" context=default')
+
+    def test_the_context_picks_its_rules(self, config_file):
+        path = config_file({"contexts": {"default": {"deny_prefix": ["9"]}}})
+        assert fs_guard("test", "9001", "--context", "default", "--config", path).returncode == 1
+        assert fs_guard("test", "9001", "--context", "public", "--config", path).returncode == 0
+
+    def test_the_user_agent_is_screened(self, config_file):
+        result = fs_guard("test", "1001", "--user-agent", "friendly-scanner",
+                          "--config", config_file({"deny_user_agent": ["Friendly-Scanner"]}))
+        assert result.returncode == 1 and "reason=scanner_user_agent" in result.stdout
+
+    def test_the_ip_tells_whether_a_ban_line_would_be_written(self, config_file):
+        path = config_file({"trusted_networks": ["192.0.2.0/24"]})
+        assert "ban line: yes, ip[203.0.113.7]" in fs_guard("test", "00", "--ip", "203.0.113.7", "--config", path).stdout
+        assert "in a trusted network" in fs_guard("test", "00", "--ip", "192.0.2.9", "--config", path).stdout
+        assert "not a valid IP" in fs_guard("test", "00", "--ip", "nope", "--config", path).stdout
+
+    def test_without_a_file_the_built_in_defaults_decide(self, tmp_path):
+        result = fs_guard("test", "+4412345", env={"FS_GUARD_CONFIG": str(tmp_path / "absent.json")})
+        assert result.returncode == 1 and "reason=deny_prefix" in result.stdout
+
+    def test_a_bad_config_exits_2(self, config_file):
+        assert fs_guard("test", "1001", "--config", config_file({"max": 1})).returncode == 2
+
+    def test_a_usage_error_exits_2(self):
+        result = fs_guard("test")
+        assert result.returncode == 2 and "usage:" in result.stderr
+
+    def test_hostile_numbers_are_printed_escaped(self, config_file):
+        result = fs_guard("test", "00\nip[1.2.3.4]\x1b", "--config", config_file({"destination_number_max_len": 64}))
+        assert result.stdout.splitlines()[0] == 'REJECT "00\\nip\\x5b1.2.3.4\\x5d\\x1b" context=public reason=deny_prefix'
