@@ -40,30 +40,49 @@ def ban_address(text: Optional[str]) -> Optional[Address]:
     return _parse(text.strip())
 
 
+#: What became of an offence. ``BANNED`` is also ``ban_outcome``'s answer when a line is due.
+BANNED = "banned"
+MONITOR = "monitor"
+BAN_LINES_OFF = "ban lines off"
+NO_ADDRESS = "no valid source address"
+TRUSTED = "trusted network"
+UNWRITABLE = "ban log unwritable"
+
+
+def ban_outcome(config: Config, rules: Rules, address: Optional[Address]) -> str:
+    """Whether an offence from ``address`` gets a ban line: ``BANNED``, or why not.
+
+    Pure, so that ``fs-guard replay`` decides exactly as the live path does.
+    """
+    if rules.monitor:
+        return MONITOR
+    if not rules.ban:
+        return BAN_LINES_OFF
+    if address is None:
+        return NO_ADDRESS
+    if config.trusted_networks and config.is_trusted(address):
+        return TRUSTED
+    return BANNED
+
+
 def report(config: Config, rules: Rules, reason: str, source_ip: Optional[str], names: Fields, texts: Fields) -> str:
     """Record one offence; returns what became of it ("banned", "monitor", ...).
 
     ``names`` are our own names (context, profile); ``texts`` came from the network.
     """
     address = ban_address(source_ip)
-    if rules.monitor:
-        outcome = "monitor"
-    elif not rules.ban:
-        outcome = "ban lines off"
-    elif address is None:
-        outcome = "no valid source address"
+    outcome = ban_outcome(config, rules, address)
+    if outcome == NO_ADDRESS:
         state.STATS.add(stats.NOT_BANNED_BAD_ADDRESS)
-    elif config.trusted_networks and config.is_trusted(address):
-        outcome = "trusted network"
+    elif outcome == TRUSTED:
         state.STATS.add(stats.NOT_BANNED_TRUSTED)
-    else:
+    elif outcome == BANNED:
         line = banlog.format_line(str(address), reason, names, texts)
         if state.BANLOG.write(config.ban_log_path, line):
             state.STATS.add(stats.BAN_LINES)
-            outcome = "banned"
         else:
             state.STATS.add(stats.BAN_LOG_ERRORS)
-            outcome = "ban log unwritable"
+            outcome = UNWRITABLE
     verb = "would reject" if rules.monitor else "rejected"
     host.console(
         "notice" if rules.monitor else "warning",
