@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional
+from typing import Any, Optional, Sequence
 
 try:  # pragma: no cover - which branch runs depends on the host
     import freeswitch as _fs
@@ -53,6 +53,21 @@ def console(level: str, message: str) -> None:
 def running() -> bool:
     """False once FreeSWITCH is shutting down (always True outside it)."""
     return _fs is None or bool(_fs.running())
+
+
+def event_consumer(event_name: str, subclasses: Sequence[str], queue_len: int) -> Any:
+    """An ``EventConsumer`` bound to ``event_name`` with each subclass; the caller cleans it up.
+
+    Arguments are positional: the SWIG wrapper takes ``*args`` and no keywords.
+    """
+    if _fs is None:
+        raise RuntimeError("the freeswitch module exists only inside FreeSWITCH")
+    first, *rest = subclasses
+    consumer = _fs.EventConsumer(event_name, first, queue_len)
+    for subclass in rest:
+        if not consumer.bind(event_name, subclass):
+            console("err", f"fs-guard: cannot bind to {event_name} {subclass}")
+    return consumer
 
 
 def environment_config_path() -> Optional[str]:

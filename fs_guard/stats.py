@@ -15,6 +15,10 @@ BAN_LOG_ERRORS = "ban_log_errors"
 NOT_BANNED_TRUSTED = "not_banned_trusted"
 NOT_BANNED_BAD_ADDRESS = "not_banned_bad_address"
 ERRORS = "errors"
+REGISTER_FAILURES = "register_failures"
+SCANNER_REGISTRATIONS = "scanner_registrations"
+EVENTS_MALFORMED = "events_malformed"
+EVENTS_DROPPED = "events_dropped"
 REJECTED_PREFIX = "rejected."
 
 

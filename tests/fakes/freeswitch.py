@@ -2,8 +2,13 @@
 
 Public names and signatures are exactly the real module's (camelCase; see
 shared/docs/freeswitch.md), so code that passes against this fake runs inside
-FreeSWITCH. Everything a test inspects or controls is underscore-private and is
-reached through ``tests/fakes/fsctl.py``; nothing here adds public API.
+FreeSWITCH. Parameter names are those of the SWIG wrapper mod_python3 ships
+(src/mod/languages/mod_python3/freeswitch.py); where that wrapper takes ``*args``
+(constructors, ``EventConsumer.bind``, ``Session.hangup``) the parameters are
+positional-only, named as in switch_cpp.h, because the real one accepts no keywords.
+Everything a test inspects or controls is underscore-private and is reached through
+``tests/fakes/fsctl.py``; nothing here adds public API. tests/test_fake_freeswitch.py
+checks all of this.
 """
 
 from __future__ import annotations
@@ -21,9 +26,9 @@ _running.set()
 _consumers = []  # live EventConsumer objects
 
 
-def consoleLog(level, msg):
+def consoleLog(level_str, msg):
     with _lock:
-        _log.append((level, msg))
+        _log.append((level_str, msg))
 
 
 def consoleCleanLog(msg):
@@ -31,14 +36,14 @@ def consoleCleanLog(msg):
         _log.append(("clean", msg))
 
 
-def getGlobalVariable(name):
+def getGlobalVariable(var_name):
     with _lock:
-        return _globals.get(name)
+        return _globals.get(var_name)
 
 
-def setGlobalVariable(name, val):
+def setGlobalVariable(var_name, var_val):
     with _lock:
-        _globals[name] = val
+        _globals[var_name] = var_val
 
 
 def running():
@@ -52,7 +57,7 @@ def msleep(ms):
 class Session:
     """A channel at dialplan time: variables in, hangup cause and log lines out."""
 
-    def __init__(self, uuid=None, a_leg=None):
+    def __init__(self, uuid=None, a_leg=None, /):
         self.uuid = uuid or str(_uuid.uuid4())
         self._variables = {"uuid": self.uuid}
         self._cause = None
@@ -64,7 +69,7 @@ class Session:
     def setVariable(self, var, val):
         self._variables[var] = val
 
-    def hangup(self, cause="normal_clearing"):
+    def hangup(self, cause="normal_clearing", /):
         if self._cause is None:
             self._cause = str(cause).upper()
 
@@ -80,13 +85,13 @@ class Session:
     def execute(self, app, data=None):
         self._log.append(("execute", f"{app} {data or ''}".strip()))
 
-    def consoleLog(self, level, msg):
-        self._log.append((level, msg))
-        consoleLog(level, msg)
+    def consoleLog(self, level_str, msg):
+        self._log.append((level_str, msg))
+        consoleLog(level_str, msg)
 
 
 class Event:
-    def __init__(self, type, subclass_name=None):
+    def __init__(self, type, subclass_name=None, /):
         self._type = type
         self._subclass = subclass_name
         self._headers = []
@@ -135,35 +140,49 @@ class Event:
 
 
 class EventConsumer:
-    def __init__(self, event_name=None, subclass_name="", queue_len=5000):
+    """A bounded queue of the events it is bound to, as in switch_cpp.cpp.
+
+    ``pop(block, timeout)`` waits at most ``timeout`` ms (forever when 0) without
+    holding the GIL; a full queue drops new events and logs "Cannot queue any more
+    events"; after ``cleanup()`` it is unbound and ``pop`` returns None.
+    """
+
+    def __init__(self, event_name=None, subclass_name="", len=5000, /):
         self._bindings = set()
         self._queue = collections.deque()
-        self._queue_len = queue_len
+        self._queue_len = len
         self._cond = threading.Condition()
+        self._ready = True
         self._dropped = 0
         with _lock:
             _consumers.append(self)
         if event_name:
             self.bind(event_name, subclass_name)
 
-    def bind(self, event_name, subclass_name=""):
+    def bind(self, event_name, subclass_name="", /):
+        if not self._ready:
+            return 0
         self._bindings.add((event_name, subclass_name or ""))
         return 1
 
     def pop(self, block=0, timeout=0):
         with self._cond:
-            if not self._queue and block:
-                if timeout:
+            if self._ready and not self._queue and block:
+                if timeout > 0:
                     self._cond.wait_for(lambda: self._queue, timeout / 1000.0)
                 else:
                     self._cond.wait_for(lambda: self._queue)
-            return self._queue.popleft() if self._queue else None
+            return self._queue.popleft() if self._ready and self._queue else None
 
     def cleanup(self):
         with _lock:
             if self in _consumers:
                 _consumers.remove(self)
-        self._bindings.clear()
+        with self._cond:
+            self._ready = False
+            self._bindings.clear()
+            self._queue.clear()
+            self._cond.notify_all()
 
     def _offer(self, event):
         wanted = (event.getType(), event._subclass or "") in self._bindings or (
@@ -172,11 +191,14 @@ class EventConsumer:
         if not wanted:
             return
         with self._cond:
-            if len(self._queue) >= self._queue_len:
+            full = len(self._queue) >= self._queue_len
+            if full:
                 self._dropped += 1
-                return
-            self._queue.append(event)
-            self._cond.notify()
+            else:
+                self._queue.append(event)
+                self._cond.notify()
+        if full:
+            consoleLog("err", "Cannot queue any more events.....\n")
 
 
 class API:
@@ -197,17 +219,17 @@ class API:
 
 
 class Stream:
-    def __init__(self, s=None):
+    def __init__(self, s=None, /):
         self._chunks = []
 
     def write(self, data):
         self._chunks.append(data)
 
-    def raw_write(self, data, len=None):
-        self._chunks.append(data if len is None else data[:len])
+    def raw_write(self, data, len):
+        self._chunks.append(data[:len])
 
     def get_data(self):
         return "".join(self._chunks)
 
-    def read(self, len=0):
+    def read(self, len):
         return ""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+import time
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 import freeswitch
 
@@ -36,3 +37,32 @@ def call_session(**variables: Optional[str]) -> "freeswitch.Session":
         if value is not None:
             session.setVariable(name, value)
     return session
+
+
+def fire(subclass: str, headers: Mapping[str, Optional[str]]) -> None:
+    """Fire a CUSTOM event as mod_sofia does; a None value leaves its header out."""
+    event = freeswitch.Event("CUSTOM", subclass)
+    for name, value in headers.items():
+        if value is not None:
+            event.addHeader(name, value)
+    event.fire()
+
+
+def consumers() -> List["freeswitch.EventConsumer"]:
+    """The EventConsumers bound and not yet cleaned up."""
+    with freeswitch._lock:
+        return list(freeswitch._consumers)
+
+
+def queued() -> int:
+    """Events waiting in every live consumer's queue."""
+    return sum(len(consumer._queue) for consumer in consumers())
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 10.0) -> None:
+    """Wait for a background thread to reach a state; the timeout only guards against a hang."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still not true after {timeout} s: {condition}")
+        time.sleep(0.001)

@@ -1,0 +1,132 @@
+"""The register-failure hook: sofia's authentication events become ban lines.
+
+It runs in the thread mod_python3 gives the ``fs_guard.events`` startup script, and
+lives here, not there, because mod_python3 re-executes ``fs_guard.events`` each time
+it starts it (``pyrun`` included): the lock that keeps a second ``runtime()`` from
+doubling every line must be the same object for all of them.
+
+Offences, each reported through ``fs_guard.offence`` exactly like the screen's:
+
+- ``sofia::register_failure`` (wrong password or unknown user, on REGISTER or
+  INVITE): reason ``register_failure``;
+- ``sofia::pre_register`` (REGISTER or INVITE without credentials) whose
+  ``user-agent`` contains a ``deny_user_agent`` entry: reason ``scanner_user_agent``.
+
+Ban-line fields: ``profile`` (profile-name, bare when a plain token), then quoted
+``user`` (to-user), ``host`` (to-host), ``ua`` (user-agent) and, on register
+failures, ``type`` (registration-type). An event has no dialplan context, so the
+top-level rules apply (``monitor``, ``ban``, ``deny_user_agent``; not ``contexts``).
+The address is only ever the ``network-ip`` header, the socket's.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from typing import Any, Optional
+
+from fs_guard import banlog, host, offence, state, stats
+from fs_guard.rules import REGISTER_FAILURE, SCANNER_USER_AGENT, scanner_user_agent
+
+REGISTER_FAILURE_EVENT = "sofia::register_failure"
+PRE_REGISTER_EVENT = "sofia::pre_register"
+#: Events held while the hook is busy (2.5 s of a 20,000/s flood); a full queue drops new ones.
+QUEUE_LEN = 50_000
+#: Longest single wait in ``pop`` (ms): bounds how late a shutdown or SystemExit is seen.
+SLICE_MS = 500
+
+_owner = threading.Lock()
+_started_at: Optional[float] = None
+
+
+def started_at() -> Optional[float]:
+    """When the running hook started, or None when none runs."""
+    return _started_at
+
+
+def serve() -> None:
+    """Consume events until FreeSWITCH shuts down; returns at once if a hook already runs."""
+    global _started_at
+    if not _owner.acquire(blocking=False):
+        host.console("warning", "fs-guard: register-failure hook already running; this runtime() returns")
+        return
+    try:
+        consumer = host.event_consumer("CUSTOM", (REGISTER_FAILURE_EVENT, PRE_REGISTER_EVENT), QUEUE_LEN)
+        _started_at = time.time()
+        host.console("notice", "fs-guard: register-failure hook started")
+        try:
+            _consume(consumer)
+        finally:
+            _started_at = None
+            _close(consumer)
+    finally:
+        _owner.release()
+
+
+def _consume(consumer: Any) -> None:
+    while host.running():
+        event = None
+        try:
+            event = consumer.pop(1, SLICE_MS)
+            if event is not None:
+                handle(event)
+        except Exception as exc:  # one bad event or bug must not end the hook
+            _failed(exc)
+            if event is not None:
+                state.STATS.add(stats.EVENTS_DROPPED)
+            else:
+                time.sleep(SLICE_MS / 1000)  # pop itself failed: do not spin
+
+
+def handle(event: Any) -> None:
+    """Turn one event into at most one offence."""
+    get = event.getHeader
+    kind = get("Event-Subclass")
+    user_agent = get("user-agent")
+    config = state.CONFIG.current()
+    rules = config.base
+    if kind == REGISTER_FAILURE_EVENT:
+        state.STATS.add(stats.REGISTER_FAILURES)
+        reason, extra = REGISTER_FAILURE, (("type", get("registration-type")),)
+    elif kind == PRE_REGISTER_EVENT:
+        if not scanner_user_agent(rules, user_agent):
+            return
+        state.STATS.add(stats.SCANNER_REGISTRATIONS)
+        reason, extra = SCANNER_USER_AGENT, ()
+    else:
+        state.STATS.add(stats.EVENTS_MALFORMED)
+        return
+    source_ip = get("network-ip")
+    if offence.ban_address(source_ip) is None:
+        state.STATS.add(stats.EVENTS_MALFORMED)
+    offence.report(
+        config, rules, reason, source_ip,
+        (("profile", get("profile-name")),),
+        (("user", get("to-user")), ("host", get("to-host")), ("ua", user_agent)) + extra,
+    )
+
+
+def _close(consumer: Any) -> None:
+    """Unbind; what is still queued will never be read and counts as dropped."""
+    left = 0
+    while left < QUEUE_LEN and consumer.pop() is not None:
+        left += 1
+    consumer.cleanup()
+    if left:
+        state.STATS.add(stats.EVENTS_DROPPED, left)
+    host.console("notice", f"fs-guard: register-failure hook stopped ({left} queued events dropped)")
+
+
+def _failed(exc: Exception) -> None:
+    state.STATS.add(stats.ERRORS)
+    held = state.ERROR_REPORTS.allow()
+    if held is None:
+        return
+    where = traceback.extract_tb(exc.__traceback__)[-1]
+    more = f" ({held} more since the last report)" if held else ""
+    host.console(
+        "err",
+        f"fs-guard: register-failure hook error: {type(exc).__name__}: {banlog.escape(str(exc))} "
+        f"at {where.filename}:{where.lineno}{more}",
+    )
