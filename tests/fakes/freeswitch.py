@@ -154,6 +154,7 @@ class EventConsumer:
         self._cond = threading.Condition()
         self._ready = True
         self._dropped = 0
+        self._waiting = 0  # threads blocked in pop() on an empty queue
         with _lock:
             _consumers.append(self)
         if event_name:
@@ -168,10 +169,11 @@ class EventConsumer:
     def pop(self, block=0, timeout=0):
         with self._cond:
             if self._ready and not self._queue and block:
-                if timeout > 0:
-                    self._cond.wait_for(lambda: self._queue, timeout / 1000.0)
-                else:
-                    self._cond.wait_for(lambda: self._queue)
+                self._waiting += 1
+                try:
+                    self._cond.wait_for(lambda: self._queue or not self._ready, timeout / 1000.0 if timeout > 0 else None)
+                finally:
+                    self._waiting -= 1
             return self._queue.popleft() if self._ready and self._queue else None
 
     def cleanup(self):

@@ -30,6 +30,10 @@ def stop_running() -> None:
     freeswitch._running.clear()
 
 
+def start_running() -> None:
+    freeswitch._running.set()
+
+
 def call_session(**variables: Optional[str]) -> "freeswitch.Session":
     """A Session with the channel variables a sofia INVITE has at dialplan time."""
     session = freeswitch.Session()
@@ -57,6 +61,22 @@ def consumers() -> List["freeswitch.EventConsumer"]:
 def queued() -> int:
     """Events waiting in every live consumer's queue."""
     return sum(len(consumer._queue) for consumer in consumers())
+
+
+def dropped() -> int:
+    """Events the live consumers dropped because their queue was full."""
+    return sum(consumer._dropped for consumer in consumers())
+
+
+def idle() -> bool:
+    """Every live consumer's queue is empty and a thread waits in its pop(): all popped events are handled."""
+    with freeswitch._lock:
+        live = list(freeswitch._consumers)
+    for consumer in live:
+        with consumer._cond:
+            if consumer._queue or not consumer._waiting:
+                return False
+    return bool(live)
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 10.0) -> None:
