@@ -1,0 +1,188 @@
+"""fs_guard.status as fs_cli runs it: ``python fs_guard.status [reload] [json]``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+
+import fsctl
+import freeswitch
+import modpython
+import pytest
+from modpython import run_api
+
+from fs_guard import sofia_events, state
+
+
+def status(args: str = "") -> str:
+    return run_api("fs_guard.status" + (f" {args}" if args else ""))
+
+
+def status_json(args: str = "") -> dict:
+    return json.loads(status(f"{args} json".strip()))
+
+
+def line_of(text: str, label: str) -> str:
+    [line] = [line for line in text.splitlines() if line.startswith(label)]
+    return line
+
+
+@pytest.fixture(autouse=True)
+def no_runtime_left_behind(monkeypatch):
+    monkeypatch.setattr(sofia_events, "SLICE_MS", 20)
+    yield
+    assert modpython.unload(wait=5.0) == []
+
+
+class TestTheReport:
+    def test_it_names_the_config_file_in_force_and_when_it_was_loaded(self, write_config):
+        path = write_config({"deny_prefix": ["00"]})
+        text = status()
+        assert line_of(text, "config:").startswith(f"config:         {path}, loaded at 20")
+        assert line_of(text, "last error:") == "last error:     none"
+        data = status_json()["config"]
+        assert data["file"] == data["path"] == str(path) and data["loaded_at"].endswith("+00:00")
+
+    def test_with_no_file_it_shows_the_built_in_defaults_and_where_it_looks(self, fs_dirs):
+        conf, _ = fs_dirs
+        assert line_of(status(), "config:") == f"config:         built-in defaults (no good file at {conf / 'fs_guard.json'})"
+        assert status_json()["config"]["file"] is None
+
+    def test_a_bad_file_shows_the_last_error_and_the_last_good_config_stays(self, write_config, call):
+        path = write_config({"deny_prefix": ["00"]})
+        status()
+        write_config({"denny_prefix": ["00"]})
+        text = status()
+        assert line_of(text, "config:").startswith(f"config:         {path}, loaded at ")
+        error = line_of(text, "last error:")
+        assert "fail2ban.denny_prefix: unknown key" in error and "keeping the last good configuration at 20" in error
+        assert call("0044123456").hangupCause() == "CALL_REJECTED"
+        assert "fail2ban.denny_prefix: unknown key" in status_json()["config"]["last_error"]
+
+    def test_control_characters_in_an_error_are_escaped_so_it_stays_one_line(self, write_config):
+        write_config({"a\nb\x1b[2J": 1})
+        error = line_of(status(), "last error:")
+        assert "a\\nb\\x1b\\x5b2J" in error
+
+    def test_it_shows_the_ban_log_in_use(self, write_config, tmp_path):
+        write_config({"filename": str(tmp_path / "bans.log")})
+        assert line_of(status(), "ban log:") == f"ban log:        {tmp_path / 'bans.log'}"
+
+    def test_it_shows_whether_the_register_failure_hook_runs(self):
+        assert line_of(status(), "register hook:").endswith("not running (startup-script in python.conf.xml)")
+        modpython.run_startup("fs_guard.events")
+        fsctl.wait_until(fsctl.idle)
+        assert line_of(status(), "register hook:").startswith("register hook:  running since 20")
+        assert status_json()["register_failure_hook"]["running"] is True
+
+    def test_the_module_is_reloaded_on_every_command_and_counters_survive(self, call):
+        call("0044123456")
+        status()
+        first = sys.modules["fs_guard.status"]
+        assert status_json()["counters"]["calls_rejected"] == 1
+        assert sys.modules["fs_guard.status"] is first  # reloaded in place; the state lives elsewhere
+
+    def test_an_unknown_word_prints_the_usage(self):
+        assert status("relaod") == "-ERR usage: python fs_guard.status [reload] [json]\n"
+
+
+class TestCounters:
+    def test_it_counts_calls_by_reason_ban_lines_and_register_failures(self, call):
+        call("1001")
+        call("0044123456")
+        call("0044123457")
+        call("1" * 20)
+        modpython.run_startup("fs_guard.events")
+        fsctl.wait_until(fsctl.idle)
+        fsctl.fire("sofia::register_failure", {"network-ip": "203.0.113.7", "profile-name": "internal"})
+        fsctl.fire("sofia::register_failure", {"network-ip": "garbage"})
+        fsctl.wait_until(fsctl.idle)
+        counters = status_json()["counters"]
+        assert counters == {
+            "calls_screened": 4,
+            "calls_accepted": 1,
+            "calls_rejected": 3,
+            "rejected.deny_prefix": 2,
+            "rejected.too_long": 1,
+            "monitor_would_reject": 0,
+            "ban_lines_written": 4,
+            "ban_log_errors": 0,
+            "not_banned_trusted": 0,
+            "not_banned_bad_address": 1,
+            "register_failures": 2,
+            "scanner_registrations": 0,
+            "events_malformed": 1,
+            "events_dropped": 0,
+            "errors": 0,
+        }
+        text = status()
+        assert "\n  rejected.deny_prefix    2\n" in text and "\n  register_failures       2\n" in text
+
+    def test_the_text_and_the_json_report_the_same_counters(self, call):
+        call("0044123456")
+        text, data = status(), status_json()
+        shown = dict(line.split() for line in text.split("counters since ", 1)[1].splitlines()[1:])
+        assert {name: int(value) for name, value in shown.items()} == data["counters"]
+        assert text.splitlines()[-len(shown) - 1] == f"counters since {data['counters_since']}:"
+
+    def test_counters_are_exact_under_16_threads(self, call, ban_log):
+        threads, rounds = 16, 25
+        modpython.run_startup("fs_guard.events")
+        fsctl.wait_until(fsctl.idle)
+        start = threading.Barrier(threads)
+        reports = []
+
+        def worker(index: int) -> None:
+            start.wait()
+            for n in range(rounds):
+                call("1001" if n % 2 else "0044123456", ip=f"198.51.100.{index}")
+                fsctl.fire("sofia::register_failure", {"network-ip": f"203.0.113.{index}", "profile-name": "internal"})
+                reports.append(status_json())
+
+        pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+        fsctl.wait_until(fsctl.idle)
+        total, rejected = threads * rounds, threads * ((rounds + 1) // 2)
+        counters = status_json()["counters"]
+        assert counters["calls_screened"] == total
+        assert counters["calls_accepted"] == total - rejected
+        assert counters["calls_rejected"] == counters["rejected.deny_prefix"] == rejected
+        assert counters["register_failures"] == total
+        assert counters["ban_lines_written"] == len(ban_log.lines()) == rejected + total
+        assert len(reports) == total and all(r["counters"]["calls_screened"] <= total for r in reports)
+
+
+class TestReload:
+    def test_reload_reads_the_file_again_and_reports_ok(self, write_config, tmp_path):
+        write_config({"deny_prefix": ["00"]})
+        status()
+        other = tmp_path / "other.json"
+        other.write_text(json.dumps({"fail2ban": {"deny_prefix": ["9"]}}))
+        freeswitch.setGlobalVariable("fs_guard_config", str(other))
+        assert status_json()["config"]["file"] != str(other)  # without reload the file in use is kept
+        text = status("reload")
+        assert text.splitlines()[:2] == ["fs-guard 0.1.0", "reload: ok"]
+        assert line_of(text, "config:").startswith(f"config:         {other}, loaded at ")
+        assert state.CONFIG.current().base.deny.prefixes == frozenset({"9"})
+
+    def test_reload_of_a_bad_file_reports_the_failure_and_keeps_the_last_good(self, write_config):
+        write_config({"deny_prefix": ["00"]})
+        status()
+        write_config(text="{not json")
+        text = status("reload")
+        assert line_of(text, "reload:").startswith("reload: FAILED: ") and "not valid JSON" in text
+        assert state.CONFIG.current().base.deny.prefixes == frozenset({"00"})
+
+    def test_reload_json_reports_the_result_in_the_json(self, write_config):
+        write_config({})
+        data = status_json("reload")
+        assert data["reload"] == {"ok": True, "error": None}
+        assert data["config"]["last_error"] is None
+
+    def test_reload_with_no_file_says_so(self, fs_dirs):
+        data = status_json("reload")
+        assert data["reload"]["ok"] is False and "missing" in data["reload"]["error"]
