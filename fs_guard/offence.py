@@ -69,24 +69,24 @@ def report(config: Config, rules: Rules, reason: str, source_ip: Optional[str], 
     """Record one offence; returns what became of it ("banned", "monitor", ...).
 
     ``names`` are our own names (context, profile); ``texts`` came from the network.
+    Fields are formatted once, for the ban line and the console line alike.
     """
     address = ban_address(source_ip)
     outcome = ban_outcome(config, rules, address)
-    if outcome == NO_ADDRESS:
-        state.STATS.add(stats.NOT_BANNED_BAD_ADDRESS)
-    elif outcome == TRUSTED:
-        state.STATS.add(stats.NOT_BANNED_TRUSTED)
-    elif outcome == BANNED:
-        line = banlog.format_line(str(address), reason, names, texts)
-        if state.BANLOG.write(config.ban_log_path, line):
+    fields = banlog.format_fields(names, texts)
+    ip = str(address) if address is not None else banlog.quoted(source_ip)
+    if outcome == BANNED:
+        if state.BANLOG.write(config.ban_log_path, banlog.line(ip, reason, fields)):
             state.STATS.add(stats.BAN_LINES)
         else:
             state.STATS.add(stats.BAN_LOG_ERRORS)
             outcome = UNWRITABLE
-    verb = "would reject" if rules.monitor else "rejected"
-    host.console(
-        "notice" if rules.monitor else "warning",
-        f"fs-guard: {verb} reason={reason} ip={banlog.quoted(source_ip)} "
-        f"{banlog.format_fields(names, texts)} ({outcome})",
-    )
+    elif outcome == NO_ADDRESS:
+        state.STATS.add(stats.NOT_BANNED_BAD_ADDRESS)
+    elif outcome == TRUSTED:
+        state.STATS.add(stats.NOT_BANNED_TRUSTED)
+    if rules.monitor:
+        host.console("notice", f"fs-guard: would reject reason={reason} ip={ip} {fields} ({outcome})")
+    else:
+        host.console("warning", f"fs-guard: rejected reason={reason} ip={ip} {fields} ({outcome})")
     return outcome

@@ -16,37 +16,28 @@ from fs_guard.rules import INTERNAL_ERROR, CallFacts, decide
 HANGUP_CAUSE = "CALL_REJECTED"
 
 
-def call_facts(session: Any, context: str) -> CallFacts:
-    """The call as the rules see it; the address is the socket's, never a SIP header."""
-    get = session.getVariable
-    return CallFacts(
-        number=get("destination_number"),
-        context=context,
-        source_ip=get("sip_network_ip") or get("network_addr"),
-        user_agent=get("sip_user_agent"),
-    )
-
-
 def screen(session: Any, args: str) -> None:
     config = None
     try:
         config = state.CONFIG.current()
-        rule_set = args.strip() if args else ""
-        context = rule_set or session.getVariable("context") or ""
-        facts = call_facts(session, context)
+        get = session.getVariable
+        context = (args.strip() if args else "") or get("context") or ""
         rules = config.rules_for(context)
+        facts = CallFacts(get("destination_number"), context, None, get("sip_user_agent"))
         verdict = decide(rules, facts)
         if verdict.accept:
             state.STATS.add(stats.CALLS_ACCEPTED)
             return
+        reason = str(verdict.reason)
         if rules.monitor:
             state.STATS.add(stats.MONITOR_WOULD_REJECT)
         else:
             session.hangup(HANGUP_CAUSE)
-            state.STATS.add(stats.CALLS_REJECTED)
-            state.STATS.add(stats.REJECTED_PREFIX + str(verdict.reason))
+            state.STATS.add(stats.CALLS_REJECTED, stats.REJECTED_PREFIX + reason)
+        # The address to ban is the socket's, never a SIP header; read only when needed.
+        source_ip = get("sip_network_ip") or get("network_addr")
         offence.report(
-            config, rules, str(verdict.reason), facts.source_ip,
+            config, rules, reason, source_ip,
             (("context", context),), (("dest", facts.number), ("ua", facts.user_agent)),
         )
     except Exception as exc:  # the screen must never fail open by accident
@@ -59,8 +50,7 @@ def _internal_error(session: Any, config: Config | None, exc: Exception) -> None
     if reject:
         try:
             session.hangup(HANGUP_CAUSE)
-            state.STATS.add(stats.CALLS_REJECTED)
-            state.STATS.add(stats.REJECTED_PREFIX + INTERNAL_ERROR)
+            state.STATS.add(stats.CALLS_REJECTED, stats.REJECTED_PREFIX + INTERNAL_ERROR)
         except Exception:
             pass
     held = state.ERROR_REPORTS.allow()

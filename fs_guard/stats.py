@@ -28,9 +28,11 @@ class Counters:
         self._values: Counter = Counter()
         self.started = time.time()
 
-    def add(self, name: str, amount: int = 1) -> None:
+    def add(self, *names: str, amount: int = 1) -> None:
+        """Add ``amount`` to each named counter, under one lock."""
         with self._lock:
-            self._values[name] += amount
+            for name in names:
+                self._values[name] += amount
 
     def snapshot(self) -> Dict[str, int]:
         with self._lock:

@@ -1,0 +1,150 @@
+"""One fs_guard.screen invocation as mod_python3 performs it, against an empty handler.
+
+mod_python3 does, per call: import the module named in the dialplan, RELOAD it, call
+``handler(session, args)``. We do the same, in a child process with Python's bytecode
+cache on (as in FreeSWITCH), for: an empty handler module, fs-guard accepting a call,
+fs-guard rejecting one (hang-up + ban line to a real file), and a naive guard that
+re-reads its config and opens its log per call. The variants alternate round by round.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from typing import Dict, List
+
+from harness import FAKES, ROOT, Row, interleaved, use_fake_freeswitch
+
+EMPTY = "def handler(session, args):\n    pass\n"
+NAIVE = '''\
+import datetime, json
+from fs_guard.rules import CallFacts, decide
+from fs_guard.config import parse_config
+
+def handler(session, args):
+    path = "{config}"
+    with open(path, "rb") as handle:
+        config = parse_config(handle.read(), path)
+    number = session.getVariable("destination_number")
+    ip = session.getVariable("sip_network_ip")
+    verdict = decide(config.rules_for(session.getVariable("context")), CallFacts(number, "public", ip, None))
+    if not verdict.accept:
+        session.hangup("CALL_REJECTED")
+        with open(config.ban_log_path, "a") as log:
+            log.write(f"{{datetime.datetime.now().isoformat()}} ip[{{ip}}] reason={{verdict.reason}} dest={{json.dumps(number)}}\\n")
+'''
+BATCH = 200
+
+
+def child(rounds: int) -> Dict[str, float]:
+    use_fake_freeswitch()
+    import fsctl
+
+    work = tempfile.mkdtemp(prefix="fs-guard-bench-")
+    config = os.path.join(work, "fs_guard.json")
+    shipped = os.path.join(ROOT, "freeswitch_conf", "fs_guard.json")
+    with open(shipped if os.path.exists(shipped) else os.devnull) as handle:
+        text = handle.read() or '{"fail2ban": {}}'
+    with open(config, "w") as handle:
+        handle.write(text)
+    for name, body in (("empty_app", EMPTY), ("naive_guard", NAIVE.format(config=config))):
+        with open(os.path.join(work, f"{name}.py"), "w") as handle:
+            handle.write(body)
+    sys.path.insert(0, work)
+    fsctl.reset({"conf_dir": work, "log_dir": work})
+
+    def sessions(number: str) -> List:
+        return [fsctl.call_session(destination_number=number, context="public", sip_network_ip="203.0.113.7",
+                                   network_addr="203.0.113.7", sip_user_agent="Yealink SIP-T46S")
+                for _ in range(BATCH)]
+
+    variants = {
+        "empty": ("empty_app", "1001"),
+        "accept": ("fs_guard.screen", "1001"),
+        "reject": ("fs_guard.screen", "0044123456"),
+        "naive_accept": ("naive_guard", "1001"),
+        "naive_reject": ("naive_guard", "0044123456"),
+    }
+    ready: Dict[str, List] = {}
+
+    def prepare(name: str) -> None:
+        fsctl.reset({"conf_dir": work, "log_dir": work})
+        ready[name] = sessions(variants[name][1])
+
+    def invoker(name: str):
+        module = variants[name][0]
+
+        def batch() -> int:
+            for session in ready[name]:
+                loaded = importlib.import_module(module)
+                loaded = importlib.reload(loaded)
+                loaded.handler(session, "")
+            return BATCH
+        return batch
+
+    def reload_only(module: str):
+        def batch() -> int:
+            for _ in range(BATCH):
+                importlib.reload(importlib.import_module(module))
+            return BATCH
+        return batch
+
+    def handler_only(name: str):
+        from fs_guard.screening import screen
+
+        def batch() -> int:
+            for session in ready[name]:
+                screen(session, "")
+            return BATCH
+        return batch
+
+    batches = {name: invoker(name) for name in variants}
+    # Where the time goes: the two halves of an invocation, measured apart.
+    variants["handler_accept"] = variants["accept"]
+    variants["handler_reject"] = variants["reject"]
+    variants["reload_empty"] = variants["empty"]
+    variants["reload_screen"] = variants["accept"]
+    batches.update({
+        "reload_empty": reload_only("empty_app"),
+        "reload_screen": reload_only("fs_guard.screen"),
+        "handler_accept": handler_only("handler_accept"),
+        "handler_reject": handler_only("handler_reject"),
+    })
+    for name, batch in batches.items():  # warm-up: bytecode written, config loaded, log open
+        prepare(name)
+        batch()
+    return interleaved(batches, rounds, prepare)
+
+
+def run(rounds: int = 40) -> List[Row]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = os.pathsep.join([ROOT, FAKES])
+    out = subprocess.run([sys.executable, __file__, "--child", str(rounds)], env=env,
+                         capture_output=True, text=True, check=True)
+    us = json.loads(out.stdout)
+    rows = [Row("screen invocation, empty handler module (baseline)", us["empty"], "µs/call")]
+    for kind in ("accept", "reject"):
+        ratio = us[kind] / us["empty"]
+        naive = us[f"naive_{kind}"] / us["empty"]
+        rows.append(Row(f"screen invocation, {kind}ed call, ratio to empty handler", ratio, "×",
+                        "≤ 1.2×", ratio <= 1.2,
+                        f"per-call config read + log open: {naive:.2f}× ({us[f'naive_{kind}']:.0f} µs)"))
+        rows.append(Row(f"screen invocation, {kind}ed call", us[kind], "µs/call"))
+    rows.append(Row("… of which: reload of the empty module / of fs_guard.screen",
+                    us["reload_empty"], f"/ {us['reload_screen']:.1f} µs"))
+    rows.append(Row("… of which: fs-guard's handler alone, accepted / rejected call",
+                    us["handler_accept"], f"/ {us['handler_reject']:.1f} µs"))
+    return rows
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        print(json.dumps(child(int(sys.argv[2]))))
+    else:
+        from harness import table
+
+        print(table(run()))
