@@ -33,7 +33,7 @@ def screen(session: Any, args: str) -> None:
             state.STATS.add(stats.MONITOR_WOULD_REJECT)
         else:
             session.hangup(HANGUP_CAUSE)
-            state.STATS.add(stats.CALLS_REJECTED, stats.REJECTED_PREFIX + reason)
+            state.STATS.add_each(stats.CALLS_REJECTED, stats.REJECTED_PREFIX + reason)
         # The address to ban is the socket's, never a SIP header; read only when needed.
         source_ip = get("sip_network_ip") or get("network_addr")
         offence.report(
@@ -50,7 +50,7 @@ def _internal_error(session: Any, config: Config | None, exc: Exception) -> None
     if reject:
         try:
             session.hangup(HANGUP_CAUSE)
-            state.STATS.add(stats.CALLS_REJECTED, stats.REJECTED_PREFIX + INTERNAL_ERROR)
+            state.STATS.add_each(stats.CALLS_REJECTED, stats.REJECTED_PREFIX + INTERNAL_ERROR)
         except Exception:
             pass
     held = state.ERROR_REPORTS.allow()

@@ -28,11 +28,15 @@ class Counters:
         self._values: Counter = Counter()
         self.started = time.time()
 
-    def add(self, *names: str, amount: int = 1) -> None:
-        """Add ``amount`` to each named counter, under one lock."""
+    def add(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self._values[name] += amount
+
+    def add_each(self, *names: str) -> None:
+        """Count one for each named counter, under one lock (the reject path counts two)."""
         with self._lock:
             for name in names:
-                self._values[name] += amount
+                self._values[name] += 1
 
     def snapshot(self) -> Dict[str, int]:
         with self._lock:
