@@ -300,6 +300,27 @@ def test_loopback_and_private_addresses_are_never_banned(server, call):
 
 
 @pytest.mark.fail2ban
+def test_ban_unban_and_whitelist_by_hand_as_the_readme_says(server, call):
+    server.client("set", "fs-guard", "banip", "192.0.2.77")
+    f2b.wait_for(lambda: "ban 192.0.2.77" in server.record(), timeout=30, what="the manual ban")
+    assert server.banned() == ["192.0.2.77"]
+    assert server.client("get", "fs-guard", "banip", "--with-time").startswith("192.0.2.77 \t")
+    server.client("unban", "192.0.2.77")
+    f2b.wait_for(lambda: "unban 192.0.2.77" in server.record(), timeout=30, what="the manual unban")
+    assert server.banned() == []
+
+    server.client("set", "fs-guard", "addignoreip", SECOND)
+    assert SECOND in server.client("get", "fs-guard", "ignoreip")
+    offend(call, SECOND, 6)
+    offend(call, FIRST, 1)  # a sentinel, written last
+    f2b.wait_for(lambda: server.total_failed() >= 1, timeout=30, what="the sentinel counted")
+    time.sleep(0.5)
+    assert server.total_failed() == 1
+    assert server.banned() == []
+    assert server.record() == ["ban 192.0.2.77", "unban 192.0.2.77"]
+
+
+@pytest.mark.fail2ban
 @pytest.mark.parametrize("rotation", ["rename+create", "copytruncate"])
 def test_a_rotated_ban_log_keeps_being_followed(server, call, ban_log, rotation):
     """Two offences, rotation, three more: the server bans, so it read the new file.
