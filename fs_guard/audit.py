@@ -1,0 +1,406 @@
+"""``fs-guard audit``: the toll-fraud holes of a FreeSWITCH configuration, found statically.
+
+Every check reads the configuration as FreeSWITCH would (``fs_guard.fsmodel``: includes
+resolved, ``$${vars}`` expanded) and reports each hole with the file and line to change
+and the fix. The holes are the ones FreeSWITCH's own sample configuration and security
+guides warn about: unauthenticated callers reaching a gateway, profiles that do not
+authenticate, the sample password 1234, international numbers reachable, and fs-guard
+itself not screening every call first.
+
+A dialplan is judged by trying numbers against its ``destination_number`` conditions
+(Python's ``re`` standing in for PCRE; a pattern Python cannot compile is assumed to
+match): an extension "accepts" a number when every such condition matches it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import asdict, dataclass
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
+
+from fs_guard import fsmodel
+from fs_guard.fsmodel import FsConfig, Profile
+from fs_guard.fsxml import Element, Origin
+
+SEVERITIES = ("critical", "high", "medium", "low")
+#: Numbers behind each international dialling prefix, of the lengths scanners dial.
+INTERNATIONAL = tuple(
+    prefix + "442079460123456789"[:length] for prefix in ("00", "011", "+") for length in range(6, 14)
+)
+_COMMON_PASSWORDS = frozenset(
+    "password passw0rd secret admin changeme default freeswitch voip sip letmein qwerty abc123".split()
+)
+_OUTBOUND = re.compile(r"^(?:sofia/gateway/|sofia/\$\{[^}]*\}/|sofia/(?!internal/)[^/]+/[^@]*@)")
+_DESTINATION_FIELDS = ("destination_number", "${destination_number}")
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    severity: str
+    file: str  # relative to the configuration directory when inside it
+    line: int
+    message: str
+    fix: str
+
+
+def _finding(config: FsConfig, check: str, severity: str, where: Origin, message: str, fix: str) -> Finding:
+    relative = os.path.relpath(where.path, config.conf_dir)
+    shown = where.path if relative.startswith("..") else relative.replace(os.sep, "/")
+    return Finding(check, severity, shown, where.line, message, fix)
+
+
+def _rel(config: FsConfig, where: Origin) -> str:
+    found = _finding(config, "", "", where, "", "")
+    return f"{found.file}:{found.line}"
+
+
+# -- dialplan reading -----------------------------------------------------------------
+
+
+def _accepts(extension: Element, number: str) -> bool:
+    for condition in extension.findall("condition"):
+        if condition.get("field") not in _DESTINATION_FIELDS:
+            continue
+        try:
+            if not re.search(condition.get("expression"), number):
+                return False
+        except re.error:
+            continue
+    return True
+
+
+def _international(extension: Element) -> Optional[str]:
+    return next((n for n in INTERNATIONAL if _accepts(extension, n)), None)
+
+
+def _bridges_out(action: Element) -> Optional[str]:
+    """The endpoint of a bridge to a gateway or a SIP URI off this switch, if it is one."""
+    if action.get("application") != "bridge":
+        return None
+    data = re.sub(r"^(?:\{[^}]*\}|\[[^\]]*\]|<[^>]*>)+", "", action.get("data").strip())
+    for endpoint in re.split(r"[,|]|:_:", data):
+        endpoint = re.sub(r"^(?:\{[^}]*\}|\[[^\]]*\])+", "", endpoint.strip())
+        if _OUTBOUND.match(endpoint):
+            return endpoint
+    return None
+
+
+def _actions(extension: Element) -> Iterator[Element]:
+    for condition in extension.findall("condition"):
+        yield from condition.findall("action")
+        yield from condition.findall("anti-action")
+
+
+def _outbound(context: Element) -> Iterator[Tuple[Element, Element, str]]:
+    """(extension, action, endpoint) of every bridge out of ``context``."""
+    for extension in context.findall("extension"):
+        for action in _actions(extension):
+            endpoint = _bridges_out(action)
+            if endpoint:
+                yield extension, action, endpoint
+
+
+def _transfers(context: Element) -> Iterator[Tuple[Element, str]]:
+    """(action, target context) of every transfer of a CALLER-CHOSEN number that can be international."""
+    here = context.get("name")
+    for extension in context.findall("extension"):
+        if _international(extension) is None:
+            continue
+        for action in _actions(extension):
+            app, data = action.get("application"), action.get("data").split()
+            if app in ("transfer", "execute_extension") and data and "$" in data[0]:
+                yield action, data[2] if len(data) > 2 else here
+            elif app == "bridge" and data and data[0].startswith("loopback/"):
+                parts = data[0].split("/")
+                if len(parts) > 2 and "$" in parts[1]:
+                    yield action, parts[2]
+
+
+def _conditions_besides_number(extension: Element) -> str:
+    others = [
+        f"{c.get('field')} =~ {c.get('expression')}"
+        for c in extension.findall("condition")
+        if c.get("field") and c.get("field") not in _DESTINATION_FIELDS
+    ]
+    return f" (when {', '.join(others)})" if others else ""
+
+
+# -- who gets in without authentication ----------------------------------------------
+
+
+def _open_profiles(config: FsConfig) -> List[Profile]:
+    return [p for p in fsmodel.profiles(config) if not p.authenticates_calls]
+
+
+def _unauthenticated_contexts(config: FsConfig) -> Dict[str, str]:
+    """Contexts a caller reaches without authenticating, each with how."""
+    found = {"public": "the context for calls from outside"}
+    for profile in _open_profiles(config):
+        found.setdefault(profile.context, f"profile {profile.name} does not authenticate calls")
+    return found
+
+
+def _reachable(config: FsConfig) -> Dict[str, str]:
+    """Unauthenticated contexts, and the contexts they transfer a caller-chosen number to."""
+    reached = dict(_unauthenticated_contexts(config))
+    queue = [name for name in reached if config.context(name) is not None]
+    while queue:
+        context = config.context(queue.pop())
+        for action, target in _transfers(context):
+            if target not in reached and config.context(target) is not None:
+                reached[target] = f"context {context.get('name')} transfers into it at {_rel(config, action.start)}"
+                queue.append(target)
+    return reached
+
+
+def _private_address(value: Optional[str]) -> bool:
+    try:
+        address = ipaddress.ip_address((value or "").strip())
+    except ValueError:
+        return False
+    return address.is_private or address.is_loopback
+
+
+# -- the checks -----------------------------------------------------------------------
+
+
+def check_screen(config: FsConfig) -> Iterator[Finding]:
+    names = ["public", "default"] + sorted(set(_unauthenticated_contexts(config)) - {"public", "default"})
+    for name in names:
+        context = config.context(name)
+        if context is None or fsmodel.screen_runs_first(context):
+            continue
+        lead = fsmodel.leading_action(context)
+        if lead is not None and fsmodel.is_screen(lead[0]):
+            message = (
+                f"fs_guard.screen runs first in context {name} but its extension has no continue=\"true\": "
+                "hunting stops there and the rest of the dialplan never runs"
+            )
+            yield _finding(config, "screen-not-first", "high", lead[1].start, message, 'add continue="true" to the extension')
+            continue
+        extensions = context.findall("extension")
+        first = (
+            f"the first extension, {extensions[0].get('name')!r} ({_rel(config, extensions[0].start)}), runs first"
+            if extensions
+            else "the context is empty"
+        )
+        message = f"fs_guard.screen is not the first action of context {name}: {first}, not the screen"
+        fix = (
+            f"run fs-guard install --conf-dir {config.conf_dir}: it includes dialplan/fs_guard/screen.xml right "
+            f'after <context name="{name}">. A file in dialplan/{name}/ is included at the END of the context'
+        )
+        yield _finding(config, "screen-not-first", "critical", context.start, message, fix)
+
+
+def check_python(config: FsConfig) -> Iterator[Finding]:
+    modules = config.configuration("modules.conf")
+    section = modules.find("modules") if modules is not None else None
+    where = section.start if section is not None else Origin(os.path.join(config.conf_dir, "freeswitch.xml"), 1)
+    if fsmodel.PYTHON_MODULE not in fsmodel.loaded_modules(config):
+        yield _finding(
+            config,
+            "python-not-loaded",
+            "critical",
+            where,
+            "mod_python3 is not loaded: the python application does not exist and no call is screened",
+            'add <load module="mod_python3"/> to <modules> in modules.conf.xml, then fs_cli -x "load mod_python3"',
+        )
+    if not fsmodel.runs_events_hook(config):
+        python = config.configuration("python.conf")
+        yield _finding(
+            config,
+            "events-hook-missing",
+            "medium",
+            python.start if python is not None else where,
+            f"{fsmodel.EVENTS_MODULE} is not a startup-script of mod_python3: failed SIP registrations are not banned",
+            f'add <param name="startup-script" value="{fsmodel.EVENTS_MODULE}"/> to <settings> in python.conf.xml',
+        )
+
+
+def check_profiles(config: FsConfig) -> Iterator[Finding]:
+    for profile in fsmodel.profiles(config):
+        why = "accept-blind-auth" if fsmodel.fs_true(profile.value("accept-blind-auth")) else "auth-calls"
+        where = profile.where(why)
+        if profile.name == "internal" and not profile.authenticates_calls:
+            yield _finding(
+                config,
+                "internal-auth-calls-off",
+                "critical",
+                where,
+                f"the internal profile does not authenticate calls ({why}={profile.value(why)!r}): "
+                f"anyone who reaches its port calls into context {profile.context} without a password",
+                'set <param name="auth-calls" value="true"/> (the stock value is $${internal_auth_calls}, true) '
+                "and remove accept-blind-auth",
+            )
+        elif (
+            not profile.authenticates_calls
+            and not (profile.value("apply-inbound-acl") or "").strip()
+            and not _private_address(profile.value("sip-ip"))
+        ):
+            yield _finding(
+                config,
+                "open-profile",
+                "high",
+                where,
+                f"profile {profile.name} takes calls from any address without authentication "
+                f"({why}={profile.value(why)!r}, no apply-inbound-acl) into context {profile.context}",
+                'add <param name="apply-inbound-acl" value="trusted_sip_peers"/> with a list of your carriers in '
+                "acl.conf.xml (fs-guard's sample: autoload_configs/acl.conf.xml), or set auth-calls to true",
+            )
+        if not fsmodel.fs_true(profile.value("log-auth-failures")):
+            yield _finding(
+                config,
+                "log-auth-failures-off",
+                "low",
+                profile.where("log-auth-failures"),
+                f"profile {profile.name} does not log failed authentications: fail2ban's stock freeswitch "
+                "filter (and you) cannot see password guessing",
+                'set <param name="log-auth-failures" value="true"/> in the profile\'s <settings>',
+            )
+
+
+def check_outbound(config: FsConfig) -> Iterator[Finding]:
+    reached = _reachable(config)
+    for name, how in sorted(reached.items()):
+        context = config.context(name)
+        for extension, action, endpoint in _outbound(context) if context is not None else ():
+            yield _finding(
+                config,
+                "unauthenticated-outbound",
+                "critical",
+                action.start,
+                f"context {name} is reached without authentication ({how}) and its extension "
+                f"{extension.get('name')!r} bridges out to {endpoint}: anyone can call through your carrier",
+                f"move outbound extensions out of {name} into a context only authenticated users reach "
+                "(user_context in the directory); keep transfers out of it to fixed, local numbers",
+            )
+
+
+def check_international(config: FsConfig) -> Iterator[Finding]:
+    for context in config.contexts():
+        for extension in context.findall("extension"):
+            number = _international(extension)
+            if number is None:
+                continue
+            outbound = [(action, endpoint) for action in _actions(extension) for endpoint in [_bridges_out(action)] if endpoint]
+            if not outbound:
+                continue
+            condition = next(
+                (c for c in extension.findall("condition") if c.get("field") in _DESTINATION_FIELDS), extension
+            )
+            yield _finding(
+                config,
+                "international-outbound",
+                "high",
+                condition.start,
+                f"extension {extension.get('name')!r} in context {context.get('name')} sends international "
+                f"numbers ({number}) to {outbound[0][1]}{_conditions_besides_number(extension)}",
+                "allow only the countries you call (an explicit pattern, not 00/011/+ followed by anything), "
+                'and keep deny_prefix ["00", "011", "+"] in fs_guard.json for the contexts that must not call abroad',
+            )
+
+
+def weak_password(password: str) -> bool:
+    return (
+        len(password) < 8
+        or password.lower() in _COMMON_PASSWORDS
+        or (password.isdigit() and len(password) < 12)
+        or len(set(password)) < 3
+    )
+
+
+def _raw_line(origin: Origin) -> str:
+    try:
+        with open(origin.path, encoding="utf-8", errors="replace") as handle:
+            for number, line in enumerate(handle, 1):
+                if number == origin.line:
+                    return line
+    except OSError:
+        pass
+    return ""
+
+
+def check_passwords(config: FsConfig) -> Iterator[Finding]:
+    default = config.variables.get("default_password")
+    default_weak = default is not None and weak_password(default)
+    from_default: List[str] = []
+    for user in fsmodel.users(config):
+        param = user.params.get("password")
+        if param is not None and "default_password" in _raw_line(param.start) and default_weak:
+            from_default.append(user.id)
+            continue
+        if "a1-hash" in user.params and param is None:
+            continue
+        value = param.get("value") if param is not None else ""
+        where = param.start if param is not None else user.element.start
+        if not value:
+            yield _finding(
+                config, "weak-password", "critical", where,
+                f"user {user.id} has an empty password", "give the user a long random password",
+            )
+        elif weak_password(value) or value == user.id:
+            yield _finding(
+                config, "weak-password", "high", where,
+                f"user {user.id} has a weak password (short, common, numeric or the user id)",
+                "give the user a long random password (16+ characters)",
+            )
+    if default_weak:
+        users = f"; {len(from_default)} user(s) use it: {', '.join(from_default)}" if from_default else ""
+        yield _finding(
+            config,
+            "default-password",
+            "critical",
+            config.doc.set_at.get("default_password", Origin(os.path.join(config.conf_dir, "vars.xml"), 1)),
+            f"default_password is {'the sample 1234' if default == '1234' else 'weak'}{users}: scanners try it first",
+            'set <X-PRE-PROCESS cmd="set" data="default_password=..."/> in vars.xml to a long random value, '
+            "better give every user its own password, then fs_cli -x reloadxml",
+        )
+    for element, where in _allow_empty_password(config):
+        yield _finding(
+            config, "allow-empty-password", "high", where,
+            f"allow-empty-password is {element.get('value')!r}: a user without a password is let in with any password",
+            "set allow-empty-password to false, or remove it and give every user a password",
+        )
+
+
+def _allow_empty_password(config: FsConfig) -> Iterator[Tuple[Element, Origin]]:
+    for section in ("directory", "configuration"):
+        top = config.section(section)
+        for element in top.iter() if top is not None else ():
+            if element.tag == "param" and element.get("name").lower() == "allow-empty-password":
+                if fsmodel.fs_true(element.get("value")):
+                    yield element, element.start
+
+
+CHECKS: Tuple[Callable[[FsConfig], Iterable[Finding]], ...] = (
+    check_screen,
+    check_python,
+    check_outbound,
+    check_profiles,
+    check_passwords,
+    check_international,
+)
+
+
+def audit(config: FsConfig) -> List[Finding]:
+    """Every finding, the most severe first."""
+    found: Set[Finding] = set()
+    ordered: List[Finding] = []
+    for check in CHECKS:
+        for finding in check(config):
+            if finding not in found:
+                found.add(finding)
+                ordered.append(finding)
+    return sorted(ordered, key=lambda f: (SEVERITIES.index(f.severity), f.file, f.line, f.check))
+
+
+def as_json(config: FsConfig, findings: List[Finding]) -> Dict[str, object]:
+    return {
+        "conf_dir": config.conf_dir,
+        "clean": not findings,
+        "counts": {severity: sum(f.severity == severity for f in findings) for severity in SEVERITIES},
+        "findings": [asdict(f) for f in findings],
+    }

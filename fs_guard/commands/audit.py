@@ -1,0 +1,54 @@
+"""``fs-guard audit``: report a FreeSWITCH configuration's toll-fraud holes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from fs_guard import audit, fsmodel, host
+
+
+def register(sub: "argparse._SubParsersAction") -> None:
+    parser = sub.add_parser(
+        "audit",
+        help="check a FreeSWITCH configuration for toll-fraud holes",
+        description="Read a FreeSWITCH configuration as FreeSWITCH does (includes and $${vars} resolved) "
+        "and report each toll-fraud hole with its file, line, severity and fix. Exit status: 0 clean, "
+        "1 findings, 2 not a FreeSWITCH configuration.",
+    )
+    parser.add_argument(
+        "--conf-dir",
+        default=host.DEFAULT_CONF_DIR,
+        metavar="DIR",
+        help=f"FreeSWITCH's configuration directory (default: {host.DEFAULT_CONF_DIR})",
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout, for tools")
+    parser.set_defaults(run=run_audit)
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    try:
+        config = fsmodel.load(args.conf_dir)
+    except fsmodel.NotFreeSwitch as exc:
+        if args.json:
+            print(json.dumps({"conf_dir": args.conf_dir, "error": str(exc)}))
+        print(f"fs-guard audit: {exc}", file=sys.stderr)
+        return 2
+    findings = audit.audit(config)
+    if args.json:
+        print(json.dumps(audit.as_json(config, findings), indent=2))
+        return 1 if findings else 0
+    print(f"fs-guard audit: {config.conf_dir}")
+    for finding in findings:
+        print(f"\n{finding.severity.upper():<8}  {finding.file}:{finding.line}  [{finding.check}]")
+        print(f"    {finding.message}")
+        print(f"    fix: {finding.fix}")
+    if not findings:
+        print("no findings")
+        return 0
+    counts = ", ".join(
+        f"{n} {severity}" for severity in audit.SEVERITIES for n in [sum(f.severity == severity for f in findings)] if n
+    )
+    print(f"\n{len(findings)} finding(s): {counts}")
+    return 1

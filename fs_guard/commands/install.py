@@ -1,0 +1,115 @@
+"""``fs-guard install`` and ``fs-guard uninstall``: the bundle into a FreeSWITCH configuration."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List
+
+from fs_guard import host, install
+from fs_guard.bundle import BundleMissing
+from fs_guard.fsmodel import NotFreeSwitch
+
+
+def register(sub: "argparse._SubParsersAction") -> None:
+    add = sub.add_parser(
+        "install",
+        help="put the screen, mod_python3, the events hook and the fail2ban jail in place",
+        description="Edit a FreeSWITCH configuration so that fs_guard.screen is the first action of "
+        "the public and default contexts, mod_python3 is loaded and fs_guard.events starts; install "
+        "fs_guard.json (never over an existing one) and the fail2ban jail and filter. Idempotent; "
+        "keeps a backup of every file it edits under CONF_DIR/.fs-guard/.",
+    )
+    _conf_dir(add)
+    add.add_argument(
+        "--fail2ban-dir",
+        metavar="DIR",
+        help=f"fail2ban's configuration directory (default: {install.DEFAULT_FAIL2BAN_DIR}, skipped when missing)",
+    )
+    add.add_argument(
+        "--log-dir",
+        metavar="DIR",
+        help="FreeSWITCH's log_dir, where the ban log is (default: log_dir set in vars.xml, else "
+        f"../log next to a source build's conf/, else {host.DEFAULT_LOG_DIR})",
+    )
+    add.add_argument(
+        "--context",
+        action="append",
+        metavar="NAME",
+        help="a context to screen (repeatable; default: " + " and ".join(install.DEFAULT_CONTEXTS) + ")",
+    )
+    _dry_run(add)
+    add.set_defaults(run=run_install)
+
+    remove = sub.add_parser(
+        "uninstall",
+        help="undo what install did, byte for byte",
+        description="Restore every file install edited and remove every file it created, as recorded in "
+        "CONF_DIR/.fs-guard/. A file changed since install has fs-guard's edits taken out, or is kept.",
+    )
+    _conf_dir(remove)
+    _dry_run(remove)
+    remove.set_defaults(run=run_uninstall)
+
+
+def _conf_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--conf-dir",
+        default=host.DEFAULT_CONF_DIR,
+        metavar="DIR",
+        help=f"FreeSWITCH's configuration directory (default: {host.DEFAULT_CONF_DIR})",
+    )
+
+
+def _dry_run(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="show the changes as a unified diff; change nothing")
+
+
+def _show(plan: install.Plan, dry_run: bool, done: List[str]) -> None:
+    if dry_run:
+        for change in plan.changes:
+            sys.stdout.write(install.diff(plan.conf_dir, change))
+    for line in done:
+        print(f"  {line}")
+    for note in plan.notes:
+        print(f"note: {note}")
+    for kept in plan.kept:
+        print(f"kept: {kept}")
+    if plan.next_steps:
+        print("then run:" if not dry_run else "after the install, run:")
+        for step in plan.next_steps:
+            print(f"  {step}")
+
+
+def run_install(args: argparse.Namespace) -> int:
+    try:
+        plan = install.plan_install(args.conf_dir, args.fail2ban_dir, args.log_dir, args.context or install.DEFAULT_CONTEXTS)
+    except (NotFreeSwitch, install.InstallError, BundleMissing) as exc:
+        print(f"fs-guard install: {exc}", file=sys.stderr)
+        return 2
+    if not plan.changes:
+        print(f"fs-guard is installed in {plan.conf_dir}: nothing to change")
+        _show(plan, args.dry_run, [])
+        return 0
+    if args.dry_run:
+        print(f"fs-guard install --dry-run: {len(plan.changes)} file(s) would change; nothing was written")
+        _show(plan, True, [])
+        return 0
+    print(f"fs-guard install: {plan.conf_dir}")
+    _show(plan, False, install.apply_install(plan))
+    return 0
+
+
+def run_uninstall(args: argparse.Namespace) -> int:
+    try:
+        plan = install.plan_uninstall(args.conf_dir)
+    except install.InstallError as exc:
+        print(f"fs-guard uninstall: {exc}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        print(f"fs-guard uninstall --dry-run: {len(plan.changes)} file(s) would change; nothing was written")
+        _show(plan, True, [])
+    else:
+        print(f"fs-guard uninstall: {plan.conf_dir}")
+        _show(plan, False, install.apply_uninstall(plan))
+    return 1 if plan.kept else 0

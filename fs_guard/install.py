@@ -1,0 +1,573 @@
+"""``fs-guard install`` and ``uninstall``: put the bundle in place, prove it, undo it.
+
+Install first plans: every edit is made in memory, over the files on disk, and the
+result is preprocessed again as FreeSWITCH would read it. Only when that proves the
+screen is the first action of each context, mod_python3 is loaded and the events hook
+starts, is anything written (or, with --dry-run, shown as a diff).
+
+What install did is kept under ``<conf_dir>/.fs-guard/``: a manifest, a backup of every
+file as it was before (``backups/``) and as install left it (``installed/``). Uninstall
+restores each edited file byte for byte and removes each file install created, as long
+as nobody changed it since; a file edited since is reverted edit by edit, or kept (with
+its backup) when that is not possible.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, replace
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+from fs_guard import bundle, fsmodel, fsxml, host, xmledit
+from fs_guard.config import CONFIG_BASENAME, DEFAULT_FILENAME, ConfigError, parse_config
+
+STATE_DIR = ".fs-guard"
+MANIFEST = "manifest.json"
+SCREEN_FILE = "dialplan/fs_guard/screen.xml"  # in the bundle and under conf_dir alike
+PYTHON_CONF_FILE = "autoload_configs/python.conf.xml"
+JAIL_FILE = "jail.d/fs-guard.conf"
+FILTER_FILE = "filter.d/fs-guard.conf"
+DEFAULT_CONTEXTS = ("public", "default")
+DEFAULT_FAIL2BAN_DIR = "/etc/fail2ban"
+LOAD_PYTHON = '<load module="mod_python3"/>'
+STARTUP_SCRIPT = f'<param name="startup-script" value="{fsmodel.EVENTS_MODULE}"/>'
+_LOAD_PYTHON = re.compile(r'<load\s+module\s*=\s*"mod_python3"\s*/>')
+_LOGPATH = re.compile(r"^(logpath[ \t]*=[ \t]*)[^\n]*\n(?:[ \t]+[^\n]*\n)*", re.MULTILINE)
+
+
+class InstallError(Exception):
+    """Install cannot do its job on this configuration; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One file as it is (None: absent) and as it will be (None: removed)."""
+
+    path: str
+    before: Optional[bytes]
+    after: Optional[bytes]
+    why: str
+    mode: int = 0o644  # for a file that is created
+
+
+@dataclass(frozen=True)
+class Plan:
+    conf_dir: str
+    changes: Tuple[Change, ...]
+    notes: Tuple[str, ...]  # what the operator should know
+    next_steps: Tuple[str, ...]
+    kept: Tuple[str, ...] = ()  # uninstall: edited files it could not restore, and why
+
+
+def _sha(data: Optional[bytes]) -> Optional[str]:
+    return hashlib.sha256(data).hexdigest() if data is not None else None
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "surrogateescape")  # edits keep every byte they do not touch
+
+
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _read(path: str) -> Optional[bytes]:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+class Overlay:
+    """The disk as it would be after the planned writes (an ``fsxml.Source``)."""
+
+    def __init__(self) -> None:
+        self._pending: Dict[str, bytes] = {}
+        self._why: Dict[str, List[str]] = {}
+        self._modes: Dict[str, int] = {}
+
+    def read_bytes(self, path: str) -> Optional[bytes]:
+        return self._pending[path] if path in self._pending else _read(path)
+
+    def read(self, path: str) -> Optional[str]:
+        data = self.read_bytes(path)
+        return data.decode("utf-8", "replace") if data is not None else None
+
+    def glob(self, pattern: str) -> List[str]:
+        found = set(fsxml.DISK.glob(pattern))
+        depth = pattern.count(os.sep)
+        for path in self._pending:
+            hidden = os.path.basename(path).startswith(".") and not os.path.basename(pattern).startswith(".")
+            if path.count(os.sep) == depth and not hidden and fnmatch.fnmatchcase(path, pattern):
+                found.add(path)
+        return sorted(found)
+
+    def put(self, path: str, data: bytes, why: str, mode: int = 0o644) -> None:
+        """Plan ``path`` to hold ``data``; nothing is planned when it already does."""
+        if self.read_bytes(path) == data:
+            return
+        self._pending[path] = data
+        self._why.setdefault(path, []).append(why)
+        self._modes.setdefault(path, mode)
+
+    def edit(self, path: str, text: str, why: str) -> None:
+        self.put(path, _bytes(text), why)
+
+    def text_of(self, path: str) -> str:
+        data = self.read_bytes(path)
+        if data is None:
+            raise InstallError(f"{path}: cannot read")
+        return _text(data)
+
+    def changes(self) -> Tuple[Change, ...]:
+        found = []
+        for path, data in self._pending.items():
+            before = _read(path)
+            if before != data:
+                found.append(Change(path, before, data, "; ".join(self._why[path]), self._modes[path]))
+        return tuple(found)
+
+
+# -- planning an install ----------------------------------------------------------------
+
+
+def guess_log_dir(conf_dir: str, variables: Mapping[str, str]) -> Tuple[str, str]:
+    """FreeSWITCH's log_dir as fs-guard will see it, and how it was found.
+
+    FreeSWITCH takes its log directory from its -log option or its build prefix, not
+    from XML; fs-guard reads the global variable log_dir, which vars.xml may override.
+    """
+    if variables.get("log_dir"):
+        return variables["log_dir"], "log_dir is set in vars.xml"
+    conf_dir = os.path.abspath(conf_dir)
+    sibling = os.path.join(os.path.dirname(conf_dir), "log")
+    if os.path.basename(conf_dir) == "conf" and os.path.isdir(sibling):
+        return sibling, f"source-build layout ({conf_dir} next to {sibling})"
+    return host.DEFAULT_LOG_DIR, "the packaged FreeSWITCH default"
+
+
+def set_logpath(jail: str, path: str) -> str:
+    new, count = _LOGPATH.subn(lambda m: f"{m.group(1)}{path}\n", jail, count=1)
+    if not count:
+        raise InstallError(f"the shipped jail {JAIL_FILE} has no logpath line")
+    return new
+
+
+def _ban_log_path(config_data: bytes, config_path: str, log_dir: str, notes: List[str]) -> str:
+    filename = DEFAULT_FILENAME
+    try:
+        filename = parse_config(config_data, config_path).raw.get("filename", DEFAULT_FILENAME)
+    except ConfigError as exc:
+        notes.append(
+            f"{config_path} is not a valid configuration ({'; '.join(exc.errors)}): fs-guard uses its "
+            f"built-in rules until you fix it (fs-guard check-config --config {config_path})"
+        )
+    return filename if os.path.isabs(filename) else os.path.join(log_dir, filename)
+
+
+class _Installer:
+    """One install plan being built."""
+
+    def __init__(self, conf_dir: str, contexts: Sequence[str]) -> None:
+        self.conf_dir = os.path.abspath(conf_dir)
+        self.contexts = tuple(contexts)
+        self.overlay = Overlay()
+        self.notes: List[str] = []
+
+    def load(self) -> fsmodel.FsConfig:
+        return fsmodel.load(self.conf_dir, self.overlay)
+
+    def screen(self) -> None:
+        screen_path = os.path.join(self.conf_dir, *SCREEN_FILE.split("/"))
+        self.overlay.put(screen_path, bundle.read(bundle.FREESWITCH, SCREEN_FILE), "the screen extension")
+        for name in self.contexts:
+            context = self.load().context(name)
+            if context is None:
+                raise InstallError(f'no <context name="{name}"> in the dialplan of {self.conf_dir}')
+            if fsmodel.screen_runs_first(context):
+                continue
+            where = context.start.path
+            include = os.path.relpath(screen_path, os.path.dirname(where)).replace(os.sep, "/")
+            line = f'<X-PRE-PROCESS cmd="include" data="{include}"/>'
+            try:
+                text = xmledit.insert_after_start_tag(
+                    self.overlay.text_of(where), context.start.line, xmledit.start_tag("context", name), line
+                )
+            except xmledit.EditError as exc:
+                raise InstallError(f"{context.start}: cannot add the screen to context {name}: {exc}") from None
+            self.overlay.edit(where, text, f"run fs_guard.screen first in context {name}")
+
+    def python_module(self) -> None:
+        config = self.load()
+        modules = config.configuration("modules.conf")
+        section = modules.find("modules") if modules is not None else None
+        if section is None:
+            raise InstallError(f"no <configuration name=\"modules.conf\"> with <modules> in {self.conf_dir}")
+        if fsmodel.PYTHON_MODULE in fsmodel.loaded_modules(config):
+            return
+        where = section.start.path
+        text = self.overlay.text_of(where)
+        edited = xmledit.uncomment_line(text, _LOAD_PYTHON)
+        if edited is None:
+            edited = xmledit.insert_child(text, section.start.line, section.end.line, "modules", LOAD_PYTHON)
+        self.overlay.edit(where, edited, "load mod_python3")
+
+    def events_hook(self) -> None:
+        config = self.load()
+        if fsmodel.runs_events_hook(config):
+            return
+        python = config.configuration("python.conf")
+        if python is None:
+            modules = config.configuration("modules.conf")
+            target = os.path.join(os.path.dirname(modules.start.path), os.path.basename(PYTHON_CONF_FILE))
+            if self.overlay.read_bytes(target) is not None:
+                raise InstallError(f'{target} exists but defines no <configuration name="python.conf">')
+            self.overlay.put(target, bundle.read(bundle.FREESWITCH, PYTHON_CONF_FILE), "start fs_guard.events")
+            return
+        settings = python.find("settings")
+        where = (settings if settings is not None else python).start.path
+        text = self.overlay.text_of(where)
+        if settings is None:
+            edited = xmledit.insert_child(
+                text, python.start.line, python.end.line, "configuration", f"<settings>{STARTUP_SCRIPT}</settings>"
+            )
+        else:
+            edited = xmledit.insert_child(text, settings.start.line, settings.end.line, "settings", STARTUP_SCRIPT)
+        self.overlay.edit(where, edited, "start fs_guard.events")
+
+    def config_file(self) -> Tuple[str, bytes]:
+        """fs-guard's configuration (the operator's when there is one): path and content."""
+        path = self.load().variables.get("fs_guard_config") or os.path.join(self.conf_dir, CONFIG_BASENAME)
+        existing = _read(path)
+        if existing is not None:
+            self.notes.append(f"kept your configuration {path} (install never overwrites it)")
+            return path, existing
+        shipped = bundle.read(bundle.FREESWITCH, CONFIG_BASENAME)
+        self.overlay.put(path, shipped, "fs-guard's configuration with the shipped rules")
+        return path, shipped
+
+    def fail2ban(self, directory: str, explicit: bool, ban_log: str) -> None:
+        if not os.path.isdir(directory):
+            if explicit:
+                raise InstallError(f"--fail2ban-dir {directory}: no such directory")
+            self.notes.append(f"no fail2ban in {directory}: jail not installed (install fail2ban, or pass --fail2ban-dir)")
+            return
+        self.overlay.put(
+            os.path.join(directory, *FILTER_FILE.split("/")), bundle.read(bundle.FAIL2BAN, FILTER_FILE), "fail2ban filter"
+        )
+        jail = set_logpath(_text(bundle.read(bundle.FAIL2BAN, JAIL_FILE)), ban_log)
+        self.overlay.put(
+            os.path.join(directory, *JAIL_FILE.split("/")), _bytes(jail), f"fail2ban jail reading {ban_log}"
+        )
+        if os.path.exists(ban_log):
+            return
+        if os.path.isdir(os.path.dirname(ban_log)):
+            # fail2ban 1.0.x will not start at all while a jail's log file is missing
+            self.overlay.put(ban_log, b"", "empty ban log, so that fail2ban starts", mode=0o640)
+        else:
+            self.notes.append(
+                f"{os.path.dirname(ban_log)} does not exist: is it FreeSWITCH's log_dir? "
+                f"(fs_cli -x 'global_getvar log_dir'; pass --log-dir)"
+            )
+
+    def verify(self) -> None:
+        config = self.load()
+        problems = [
+            f"fs_guard.screen would not be the first action of context {name}"
+            for name in self.contexts
+            if not fsmodel.screen_runs_first(config.context(name))
+        ]
+        if fsmodel.PYTHON_MODULE not in fsmodel.loaded_modules(config):
+            problems.append("mod_python3 would not be loaded")
+        if not fsmodel.runs_events_hook(config):
+            problems.append(f"{fsmodel.EVENTS_MODULE} would not be started")
+        if problems:
+            raise InstallError("; ".join(problems) + ": nothing was changed")
+        for name in self.contexts:
+            extra = [a for a in config.context(name).iter() if a.tag == "action" and fsmodel.is_screen(a)][1:]
+            self.notes.extend(
+                f"{a.start}: context {name} runs fs_guard.screen a second time here: remove it" for a in extra
+            )
+
+
+def plan_install(
+    conf_dir: str,
+    fail2ban_dir: Optional[str] = None,
+    log_dir: Optional[str] = None,
+    contexts: Sequence[str] = DEFAULT_CONTEXTS,
+) -> Plan:
+    """What install would change; raises NotFreeSwitch, InstallError or BundleMissing."""
+    work = _Installer(conf_dir, contexts)
+    work.screen()
+    work.python_module()
+    work.events_hook()
+    config_path, config_data = work.config_file()
+    if log_dir:
+        how = "--log-dir"
+    else:
+        log_dir, how = guess_log_dir(work.conf_dir, work.load().variables)
+    ban_log = _ban_log_path(config_data, config_path, log_dir, work.notes)
+    work.notes.append(f"ban log: {ban_log} (log_dir {log_dir}: {how})")
+    work.fail2ban(fail2ban_dir or DEFAULT_FAIL2BAN_DIR, fail2ban_dir is not None, ban_log)
+    work.verify()
+    changes = work.overlay.changes()
+    return Plan(work.conf_dir, changes, tuple(work.notes), _next_steps(changes, work.conf_dir))
+
+
+def _next_steps(changes: Sequence[Change], conf_dir: str) -> Tuple[str, ...]:
+    if not changes:
+        return ()
+    why = " ".join(change.why for change in changes)
+    steps = [
+        ('python3 -c "import fs_guard.screen"', "with the python3 mod_python3 uses: fs-guard must import there"),
+        ('fs_cli -x "reloadxml"', "read the new dialplan and configuration"),
+    ]
+    if "mod_python3" in why or fsmodel.EVENTS_MODULE in why:
+        steps.append(('fs_cli -x "load mod_python3"', "starts fs_guard.events (already loaded: restart FreeSWITCH)"))
+    if "fail2ban" in why:
+        steps.append(("systemctl restart fail2ban", "or: fail2ban-client reload"))
+    steps.append((f"fs-guard audit --conf-dir {conf_dir}", "no finding about fs-guard should be left"))
+    width = max(len(command) for command, _ in steps)
+    return tuple(f"{command.ljust(width)}   # {comment}" for command, comment in steps)
+
+
+# -- the manifest ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file install wrote: where its original is kept (None: it did not exist)."""
+
+    path: str
+    backup: Optional[str]
+    installed: str  # copy of an edited file as install left it (under STATE_DIR); "" for a created one
+    installed_sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    entries: Tuple[Entry, ...]
+    created_dirs: Tuple[str, ...]
+
+    def entry(self, path: str) -> Optional[Entry]:
+        return next((e for e in self.entries if e.path == path), None)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "version": 1,
+                "entries": [e.__dict__ for e in self.entries],
+                "created_dirs": list(self.created_dirs),
+            },
+            indent=2,
+        )
+
+
+def state_dir(conf_dir: str) -> str:
+    return os.path.join(os.path.abspath(conf_dir), STATE_DIR)
+
+
+def load_manifest(conf_dir: str) -> Optional[Manifest]:
+    data = _read(os.path.join(state_dir(conf_dir), MANIFEST))
+    if data is None:
+        return None
+    document = json.loads(data)
+    return Manifest(tuple(Entry(**e) for e in document["entries"]), tuple(document["created_dirs"]))
+
+
+def _write(path: str, data: bytes, mode: int) -> None:
+    """Write in place, so that an existing file keeps its owner, mode and inode."""
+    existed = os.path.exists(path)
+    with open(path, "r+b" if existed else "wb") as handle:
+        handle.write(data)
+        handle.truncate()
+    if not existed:
+        os.chmod(path, mode)
+        _match_owner(path)
+
+
+def _match_owner(path: str) -> None:
+    """Running as root, give a new file or directory the owner of its parent directory."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        parent = os.stat(os.path.dirname(path))
+        os.chown(path, parent.st_uid, parent.st_gid)
+
+
+def _missing_dirs(path: str) -> List[str]:
+    missing = []
+    parent = os.path.dirname(path)
+    while parent and not os.path.isdir(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    return list(reversed(missing))
+
+
+def _save(state: str, manifest: Manifest) -> None:
+    os.makedirs(state, exist_ok=True)
+    _write(os.path.join(state, MANIFEST), manifest.to_json().encode(), 0o600)
+
+
+def _keep_copy(state: str, kind: str, number: int, path: str, data: bytes) -> str:
+    name = f"{kind}/{number:04d}-{os.path.basename(path)}"
+    os.makedirs(os.path.join(state, kind), exist_ok=True)
+    _write(os.path.join(state, *name.split("/")), data, 0o600)
+    return name
+
+
+def apply_install(plan: Plan) -> List[str]:
+    """Write the planned changes, originals first; returns what was done, one line each."""
+    state = state_dir(plan.conf_dir)
+    manifest = load_manifest(plan.conf_dir) or Manifest((), ())
+    done = []
+    entries = list(manifest.entries)
+    created = list(manifest.created_dirs)
+    for change in plan.changes:
+        entry = manifest.entry(change.path)
+        if entry is None:
+            number = len(entries) + 1
+            backup = _keep_copy(state, "backups", number, change.path, change.before) if change.before is not None else None
+            entry = Entry(change.path, backup, "", "")
+            entries.append(entry)
+        created.extend(d for d in _missing_dirs(change.path) if d not in created)
+        done.append(_done_line(plan.conf_dir, change, entry))
+    _save(state, Manifest(tuple(entries), tuple(created)))  # the originals are safe before anything changes
+    for change in plan.changes:
+        for directory in _missing_dirs(change.path):
+            os.mkdir(directory, 0o755)
+            _match_owner(directory)
+        _write(change.path, change.after, change.mode)
+        index = next(i for i, e in enumerate(entries) if e.path == change.path)
+        # what install left is kept only for an edited file: uninstall may have to take the edits out
+        copy = _keep_copy(state, "installed", index + 1, change.path, change.after) if entries[index].backup else ""
+        entries[index] = replace(entries[index], installed=copy, installed_sha256=_sha(change.after))
+    _save(state, Manifest(tuple(entries), tuple(created)))
+    return done
+
+
+def _done_line(conf_dir: str, change: Change, entry: Entry) -> str:
+    if change.before is None:
+        return f"created  {display(conf_dir, change.path)}"
+    return f"edited   {display(conf_dir, change.path)}   (original: {STATE_DIR}/{entry.backup})"
+
+
+def display(conf_dir: str, path: str) -> str:
+    """A path relative to the configuration directory when it is inside it."""
+    relative = os.path.relpath(path, conf_dir)
+    return path if relative.startswith("..") else relative
+
+
+# -- uninstall ------------------------------------------------------------------------
+
+
+def _split_lines(text: str) -> List[str]:
+    return [line for line in re.split(r"(?<=\n)", text) if line]
+
+
+def revert_edits(original: str, installed: str, current: str) -> Optional[str]:
+    """``current`` without install's edits, when each edited block is still there, once."""
+    before, after = _split_lines(original), _split_lines(installed)
+    result = current
+    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+    for tag, i1, i2, j1, j2 in reversed(matcher.get_opcodes()):
+        if tag == "equal":
+            continue
+        added, removed = "".join(after[j1:j2]), "".join(before[i1:i2])
+        if not added or result.count(added) != 1:
+            return None
+        result = result.replace(added, removed)
+    return result
+
+
+def plan_uninstall(conf_dir: str) -> Plan:
+    """What uninstall would change to undo install; an empty plan when nothing is installed."""
+    conf_dir = os.path.abspath(conf_dir)
+    manifest = load_manifest(conf_dir)
+    if manifest is None:
+        return Plan(conf_dir, (), (f"fs-guard is not installed in {conf_dir} (no {STATE_DIR}/{MANIFEST})",), ())
+    state = state_dir(conf_dir)
+    changes: List[Change] = []
+    kept: List[str] = []
+    notes: List[str] = []
+    for entry in reversed(manifest.entries):
+        current = _read(entry.path)
+        shown = display(conf_dir, entry.path)
+        if entry.backup is None:
+            if current is None:
+                continue
+            if _sha(current) == entry.installed_sha256:
+                changes.append(Change(entry.path, current, None, "created by install"))
+            else:
+                notes.append(f"{shown}: created by install and changed since: left in place (yours now)")
+            continue
+        original = _read(os.path.join(state, *entry.backup.split("/")))
+        if original is None:
+            raise InstallError(f"{STATE_DIR}/{entry.backup}, the original of {shown}, is missing")
+        if current == original:
+            continue
+        if current is None or _sha(current) == entry.installed_sha256:
+            changes.append(Change(entry.path, current, original, "restored as it was before install"))
+            continue
+        installed = _read(os.path.join(state, *entry.installed.split("/"))) if entry.installed else None
+        reverted = revert_edits(_text(original), _text(installed), _text(current)) if installed else None
+        if reverted is None:
+            kept.append(f"{shown}: changed since install, fs-guard's edits cannot be undone: kept; "
+                        f"the original is {STATE_DIR}/{entry.backup}")
+        else:
+            changes.append(Change(entry.path, current, _bytes(reverted), "fs-guard's edits removed (the file changed since install)"))
+    steps = ('fs_cli -x "reloadxml"', "systemctl restart fail2ban") if changes else ()
+    return Plan(conf_dir, tuple(changes), tuple(notes), steps, tuple(kept))
+
+
+def apply_uninstall(plan: Plan) -> List[str]:
+    done = []
+    for change in plan.changes:
+        shown = display(plan.conf_dir, change.path)
+        if change.after is None:
+            os.remove(change.path)
+            done.append(f"removed  {shown}")
+        else:
+            _write(change.path, change.after, change.mode)
+            done.append(f"restored {shown}")
+    manifest = load_manifest(plan.conf_dir)
+    if manifest is not None and not plan.kept:
+        for directory in reversed(manifest.created_dirs):
+            if os.path.isdir(directory) and not os.listdir(directory):
+                os.rmdir(directory)
+        _remove_tree(state_dir(plan.conf_dir))
+    return done
+
+
+def _remove_tree(top: str) -> None:
+    for base, dirs, files in os.walk(top, topdown=False):
+        for name in files:
+            os.remove(os.path.join(base, name))
+        for name in dirs:
+            os.rmdir(os.path.join(base, name))
+    os.rmdir(top)
+
+
+# -- showing a plan -------------------------------------------------------------------
+
+
+def diff(conf_dir: str, change: Change) -> str:
+    """A unified diff of one change (paths shown as in ``display``)."""
+    shown = display(conf_dir, change.path)
+    old = _text(change.before).splitlines(keepends=True) if change.before is not None else []
+    new = _text(change.after).splitlines(keepends=True) if change.after is not None else []
+    inside = not os.path.isabs(shown)
+    lines = difflib.unified_diff(
+        old,
+        new,
+        fromfile="/dev/null" if change.before is None else (f"a/{shown}" if inside else shown),
+        tofile="/dev/null" if change.after is None else (f"b/{shown}" if inside else shown),
+    )
+    text = "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)
+    if not text:  # an empty file created or removed
+        text = f"{'created' if change.before is None else 'removed'} empty file {shown}\n"
+    return text
