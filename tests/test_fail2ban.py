@@ -134,6 +134,8 @@ def test_fail2ban_regex_finds_exactly_what_the_sample_log_annotates(tools):
     lines, ignored, matched, missed = f2b.regex_summary(tools["fail2ban-regex"], f2b.SAMPLE_LOG)
     expected_matches = sum(1 for a in annotated if a.expect.get("match"))
     assert (lines, ignored, matched, missed) == (len(annotated), 0, expected_matches, len(annotated) - expected_matches)
+    summary = f"{lines} lines, {ignored} ignored, {matched} matched, {missed} missed"
+    assert summary in f2b.SAMPLE_LOG.read_text(), "the sample's header quotes fail2ban-regex's summary"
 
 
 @pytest.mark.fail2ban
