@@ -1,0 +1,178 @@
+"""``fs-guard audit``: every check fires on a tree with its hole and is silent on a hardened one.
+
+The clean tree is tests/fstree.py's hardened() tree with fs-guard installed; each case
+below opens one hole in it and expects findings of that check only, one of them at the
+file and line that has to change.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import fstree
+from fs_guard import audit, fsmodel, install
+from fs_guard.cli import main
+
+GATEWAY_BRIDGE = '<action application="bridge" data="sofia/gateway/example.com/$1"/>'
+
+
+@pytest.fixture
+def clean(tmp_path):
+    site = tmp_path / "site"
+    tree = fstree.hardened(site / "conf")
+    (site / "fail2ban").mkdir()
+    (site / "log").mkdir()
+    install.apply_install(install.plan_install(str(tree.root), str(site / "fail2ban"), str(site / "log")))
+    return tree
+
+
+def findings(tree: fstree.FsTree):
+    return audit.audit(fsmodel.load(str(tree.root)))
+
+
+def run(capsys, *argv: str):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def add_extension(tree, file, name, expression, action):
+    tree.replace(
+        file,
+        "    <X-PRE-PROCESS cmd=\"include\" data=\"public/*.xml\"/>\n" if file.endswith("public.xml") else "</include>",
+        f'    <extension name="{name}">\n'
+        f'      <condition field="destination_number" expression="{expression}">\n'
+        f"        {action}\n"
+        "      </condition>\n"
+        "    </extension>\n"
+        + ("    <X-PRE-PROCESS cmd=\"include\" data=\"public/*.xml\"/>\n" if file.endswith("public.xml") else "</include>"),
+    )
+
+
+def test_the_hardened_tree_with_fs_guard_installed_is_clean(clean, capsys):
+    assert findings(clean) == []
+    code, out, _ = run(capsys, "audit", "--conf-dir", str(clean.root))
+    assert code == 0 and "no findings" in out
+
+
+# (check, severity, file, a text on the line the finding must point at, how to open the hole)
+HOLES = [
+    (
+        "screen-not-first", "critical", "dialplan/public.xml", '<context name="public">',
+        lambda t: t.replace("dialplan/public.xml", '    <X-PRE-PROCESS cmd="include" data="fs_guard/screen.xml"/>\n', ""),
+    ),
+    (
+        "screen-not-first", "high", "dialplan/fs_guard/screen.xml", "<extension",
+        lambda t: t.replace("dialplan/fs_guard/screen.xml", '"fs_guard_screen" continue="true"', '"fs_guard_screen"'),
+    ),
+    (
+        "python-not-loaded", "critical", "autoload_configs/modules.conf.xml", "<modules>",
+        lambda t: t.replace("autoload_configs/modules.conf.xml", '<load module="mod_python3"/>', '<!-- <load module="mod_python3"/> -->'),
+    ),
+    (
+        "events-hook-missing", "medium", "autoload_configs/python.conf.xml", "<configuration",
+        lambda t: t.replace("autoload_configs/python.conf.xml", '    <param name="startup-script" value="fs_guard.events"/>\n', ""),
+    ),
+    (
+        "internal-auth-calls-off", "critical", "sip_profiles/internal.xml", '"auth-calls"',
+        lambda t: t.replace("vars.xml", "internal_auth_calls=true", "internal_auth_calls=false"),
+    ),
+    (
+        "internal-auth-calls-off", "critical", "sip_profiles/internal.xml", "accept-blind-auth",
+        lambda t: t.replace("sip_profiles/internal.xml", '<!-- <param name="accept-blind-auth" value="true"/> -->', '<param name="accept-blind-auth" value="true"/>'),
+    ),
+    (
+        "open-profile", "high", "sip_profiles/external.xml", '"auth-calls"',
+        lambda t: t.replace("sip_profiles/external.xml", '    <param name="apply-inbound-acl" value="trusted_sip_peers"/>\n', ""),
+    ),
+    (
+        "unauthenticated-outbound", "critical", "dialplan/public.xml", "sofia/gateway/",
+        lambda t: add_extension(t, "dialplan/public.xml", "to_the_carrier", "^(1[2-9]\\d{9})$", GATEWAY_BRIDGE),
+    ),
+    (
+        "unauthenticated-outbound", "critical", "dialplan/default/01_example.com.xml", "sofia/gateway/",
+        lambda t: add_extension(
+            t, "dialplan/public.xml", "anything_to_default", "^(\\d+)$", '<action application="transfer" data="$1 XML default"/>'
+        ),
+    ),
+    (
+        "default-password", "critical", "vars.xml", "default_password=",
+        lambda t: (
+            t.replace("vars.xml", f"default_password={fstree.STRONG}", "default_password=1234"),
+            t.replace("directory/default/1001.xml", f"{fstree.STRONG}-1001", "$${default_password}"),
+        ),
+    ),
+    (
+        "weak-password", "high", "directory/default/1000.xml", 'name="password"',
+        lambda t: t.replace("directory/default/1000.xml", f"{fstree.STRONG}-1000", "1000"),
+    ),
+    (
+        "weak-password", "critical", "directory/default/1001.xml", 'name="password"',
+        lambda t: t.replace("directory/default/1001.xml", f"{fstree.STRONG}-1001", ""),
+    ),
+    (
+        "allow-empty-password", "high", "directory/default.xml", "allow-empty-password",
+        lambda t: t.replace("directory/default.xml", "    <params>\n", '    <params>\n      <param name="allow-empty-password" value="true"/>\n'),
+    ),
+    (
+        "international-outbound", "high", "dialplan/default/01_example.com.xml", "011",
+        lambda t: t.replace("dialplan/default/01_example.com.xml", "^(44[1-9]\\d{9})$", "^(011\\d+|00\\d+|\\+\\d+)$"),
+    ),
+    (
+        "log-auth-failures-off", "low", "sip_profiles/internal.xml", "log-auth-failures",
+        lambda t: t.replace("sip_profiles/internal.xml", '"log-auth-failures" value="true"', '"log-auth-failures" value="false"'),
+    ),
+]
+
+
+@pytest.mark.parametrize("check, severity, file, needle, open_hole", HOLES, ids=[f"{h[0]}-{h[1]}" for h in HOLES])
+def test_each_check_fires_on_its_hole(clean, check, severity, file, needle, open_hole):
+    open_hole(clean)
+    found = findings(clean)
+    assert {(f.check, f.severity) for f in found} == {(check, severity)}, found
+    assert (file, clean.line_of(file, needle)) in [(f.file, f.line) for f in found]
+    assert all(f.message and f.fix for f in found)
+
+
+def test_the_stock_configuration_has_its_known_holes(tmp_path, capsys):
+    tree = fstree.stock(tmp_path / "conf")
+    code, out, _ = run(capsys, "audit", "--conf-dir", str(tree.root))
+    assert code == 1
+    checks = {f.check for f in findings(tree)}
+    assert checks == {
+        "screen-not-first", "python-not-loaded", "events-hook-missing", "default-password",
+        "international-outbound", "open-profile", "log-auth-failures-off",
+    }
+    assert "CRITICAL  vars.xml:6  [default-password]" in out
+    assert "2 user(s) use it: 1000, 1001" in out
+    assert "fix: " in out
+
+
+def test_json_output(tmp_path, clean, capsys):
+    tree = fstree.stock(tmp_path / "stock")
+    code, out, _ = run(capsys, "audit", "--conf-dir", str(tree.root), "--json")
+    report = json.loads(out)
+    assert code == 1 and report["clean"] is False and report["conf_dir"] == str(tree.root)
+    assert set(report["counts"]) == set(audit.SEVERITIES)
+    assert sum(report["counts"].values()) == len(report["findings"])
+    assert all(set(f) == {"check", "severity", "file", "line", "message", "fix"} for f in report["findings"])
+    assert {"check": "default-password", "severity": "critical", "file": "vars.xml", "line": 6} in [
+        {k: f[k] for k in ("check", "severity", "file", "line")} for f in report["findings"]
+    ]
+    severities = [audit.SEVERITIES.index(f["severity"]) for f in report["findings"]]
+    assert severities == sorted(severities)  # the most severe first
+
+    code, out, _ = run(capsys, "audit", "--conf-dir", str(clean.root), "--json")
+    assert code == 0 and json.loads(out)["findings"] == [] and json.loads(out)["clean"] is True
+
+
+@pytest.mark.parametrize("content", [None, "<document>\n<section>\n</document>\n"])
+def test_not_a_freeswitch_configuration(tmp_path, capsys, content):
+    if content is not None:
+        (tmp_path / "freeswitch.xml").write_text(content)
+    code, out, err = run(capsys, "audit", "--conf-dir", str(tmp_path), "--json")
+    assert code == 2 and "error" in json.loads(out)
+    code, out, err = run(capsys, "audit", "--conf-dir", str(tmp_path))
+    assert code == 2 and ("freeswitch.xml" in err)

@@ -1,0 +1,303 @@
+"""``fs-guard install`` / ``uninstall`` on FreeSWITCH-shaped trees (tests/fstree.py).
+
+The central proof: after install, the configuration read as FreeSWITCH's preprocessor
+reads it has fs_guard.screen as the first action of every call in public and default,
+and that action, run as mod_python3 runs it, rejects a toll-fraud number.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import fsctl
+import pytest
+from modpython import run_app
+
+import fstree
+from fs_guard import bundle, fsmodel, install
+from fs_guard.cli import main
+from fs_guard.config import load_config
+
+SCREEN_INCLUDE = '<X-PRE-PROCESS cmd="include" data="fs_guard/screen.xml"/>'
+
+
+class Site:
+    """A FreeSWITCH configuration, a fail2ban directory and a log directory."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tree = fstree.stock(tmp_path / "etc" / "freeswitch")
+        self.conf = self.tree.root
+        self.fail2ban = tmp_path / "etc" / "fail2ban"
+        self.log = tmp_path / "var" / "log" / "freeswitch"
+        self.fail2ban.mkdir(parents=True)
+        self.log.mkdir(parents=True)
+
+    def args(self, *extra: str):
+        return ["--conf-dir", str(self.conf), "--fail2ban-dir", str(self.fail2ban), "--log-dir", str(self.log), *extra]
+
+    def snapshot(self):
+        return fstree.snapshot(self.conf, self.fail2ban, self.log)
+
+    def config(self) -> fsmodel.FsConfig:
+        return fsmodel.load(str(self.conf))
+
+
+@pytest.fixture
+def site(tmp_path):
+    return Site(tmp_path)
+
+
+def run(capsys, *argv: str):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out + out.err
+
+
+def test_a_file_dropped_into_dialplan_public_does_not_run_first(site):
+    """The stock-layout fact install is built on (docs/freeswitch.md)."""
+    site.tree.write("dialplan/public/fs_guard_screen.xml", bundle.read(bundle.FREESWITCH, install.SCREEN_FILE).decode())
+    public = site.config().context("public")
+    assert fsmodel.is_screen(public.findall("extension")[-1].find("condition").find("action"))
+    assert not fsmodel.screen_runs_first(public)
+
+
+def test_after_install_the_screen_is_the_first_action_of_public_and_default(site, capsys):
+    before = site.config()
+    assert not any(fsmodel.screen_runs_first(before.context(name)) for name in ("public", "default"))
+
+    code, out = run(capsys, "install", *site.args())
+    assert code == 0, out
+
+    after = site.config()
+    for name in ("public", "default"):
+        context = after.context(name)
+        action, extension = fsmodel.leading_action(context)
+        assert (action.get("application"), action.get("data")) == ("python", "fs_guard.screen")
+        assert extension.get("continue") == "true"
+        assert action.start.path == str(site.tree.path("dialplan/fs_guard/screen.xml"))
+        # everything that was in the context still follows, in the same order
+        old = [e.get("name") for e in before.context(name).findall("extension")]
+        assert [e.get("name") for e in context.findall("extension")] == ["fs_guard_screen"] + old
+
+        # ... and that first action, run as mod_python3 runs it, rejects a scanner's call
+        session = fsctl.call_session(
+            destination_number="011972599123456", context=name, sip_network_ip="203.0.113.9"
+        )
+        run_app(action.get("data"), session)
+        assert session.hangupCause() == "CALL_REJECTED"
+
+
+def test_install_edits_only_what_it_must_and_keeps_a_backup_of_each_file(site, capsys):
+    originals = {rel: site.tree.read(rel) for rel in fstree.STOCK}
+    code, out = run(capsys, "install", *site.args())
+    assert code == 0, out
+    edited = {rel for rel in fstree.STOCK if site.tree.read(rel) != originals[rel]}
+    assert edited == {
+        "dialplan/public.xml",
+        "dialplan/default.xml",
+        "autoload_configs/modules.conf.xml",
+        "autoload_configs/python.conf.xml",
+    }
+    manifest = install.load_manifest(str(site.conf))
+    for rel in edited:
+        entry = manifest.entry(str(site.tree.path(rel)))
+        backup = site.conf / ".fs-guard" / entry.backup
+        assert backup.read_text() == originals[rel]
+        assert entry.backup in out  # the operator is told where it is
+    # only lines were added or (un)commented: every original line but one is still there
+    public = site.tree.read("dialplan/public.xml").splitlines()
+    assert [line for line in public if SCREEN_INCLUDE not in line] == originals["dialplan/public.xml"].splitlines()
+    modules = site.tree.read("autoload_configs/modules.conf.xml")
+    assert "    <load module=\"mod_python3\"/>\n" in modules and "<!-- <load module=\"mod_python3\"/> -->" not in modules
+
+
+def test_mod_python3_is_loaded_and_the_events_hook_joins_the_other_params(site, capsys):
+    assert run(capsys, "install", *site.args())[0] == 0
+    config = site.config()
+    assert "mod_python3" in fsmodel.loaded_modules(config)
+    assert fsmodel.startup_scripts(config) == ["billing.sync", "fs_guard.events"]
+    settings = config.configuration("python.conf").find("settings")
+    assert [p.get("name") for p in settings.findall("param")] == ["xml-handler-bindings", "startup-script", "startup-script"]
+
+
+def test_a_missing_python_conf_and_a_modules_conf_without_the_comment(site, capsys):
+    site.tree.path("autoload_configs/python.conf.xml").unlink()
+    site.tree.replace("autoload_configs/modules.conf.xml", '    <!-- <load module="mod_python3"/> -->\n', "")
+    assert run(capsys, "install", *site.args())[0] == 0
+    config = site.config()
+    assert "mod_python3" in fsmodel.loaded_modules(config)
+    assert fsmodel.startup_scripts(config) == ["fs_guard.events"]
+    assert site.tree.read("autoload_configs/python.conf.xml") == bundle.read(bundle.FREESWITCH, install.PYTHON_CONF_FILE).decode()
+    assert site.tree.read("autoload_configs/modules.conf.xml").endswith(
+        '    <load module="mod_lua"/>\n    <load module="mod_python3"/>\n  </modules>\n</configuration>\n'
+    )
+
+
+def test_the_fail2ban_jail_reads_the_ban_log_in_the_log_directory(site, capsys):
+    assert run(capsys, "install", *site.args())[0] == 0
+    jail = (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
+    assert f"\nlogpath  = {site.log}/fs-guard-ban.log\n" in jail
+    assert jail.replace(str(site.log), "/var/log/freeswitch") == bundle.read(bundle.FAIL2BAN, install.JAIL_FILE).decode()
+    assert (site.fail2ban / "filter.d" / "fs-guard.conf").read_bytes() == bundle.read(bundle.FAIL2BAN, install.FILTER_FILE)
+    ban_log = site.log / "fs-guard-ban.log"
+    assert ban_log.read_bytes() == b"" and oct(ban_log.stat().st_mode & 0o777) == "0o640"
+
+
+def test_an_existing_configuration_is_never_overwritten_and_names_the_ban_log(site, capsys):
+    mine = {"fail2ban": {"filename": "/srv/ban/toll.log", "deny_prefix": ["00"]}}
+    site.tree.write("fs_guard.json", json.dumps(mine))
+    before = site.tree.path("fs_guard.json").read_bytes()
+    code, out = run(capsys, "install", *site.args())
+    assert code == 0, out
+    assert site.tree.path("fs_guard.json").read_bytes() == before
+    assert "logpath  = /srv/ban/toll.log\n" in (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
+    assert "/srv/ban does not exist" in out
+
+
+def test_the_shipped_configuration_is_installed_when_there_is_none(site, capsys):
+    assert run(capsys, "install", *site.args())[0] == 0
+    installed = site.tree.path("fs_guard.json")
+    assert installed.read_bytes() == bundle.read(bundle.FREESWITCH, "fs_guard.json")
+    config = load_config(str(installed))
+    assert {"00", "011", "+"} <= config.rules_for("public").deny.prefixes
+    assert "friendly-scanner" in config.base.deny_user_agents
+
+
+def test_a_second_install_changes_nothing(site, capsys):
+    assert run(capsys, "install", *site.args())[0] == 0
+    first = site.snapshot()
+    code, out = run(capsys, "install", *site.args())
+    assert code == 0 and "nothing to change" in out
+    assert site.snapshot() == first
+
+
+def test_dry_run_shows_a_unified_diff_and_touches_nothing(site, capsys):
+    before = site.snapshot()
+    code, out = run(capsys, "install", *site.args("--dry-run"))
+    assert code == 0
+    assert site.snapshot() == before
+    assert "--- a/dialplan/public.xml\n+++ b/dialplan/public.xml\n" in out
+    assert f"+    {SCREEN_INCLUDE}\n" in out
+    assert '-    <!-- <load module="mod_python3"/> -->\n+    <load module="mod_python3"/>\n' in out
+    assert '+    <param name="startup-script" value="fs_guard.events"/>\n' in out
+    assert "--- /dev/null\n+++ b/fs_guard.json\n" in out
+    assert f"+logpath  = {site.log}/fs-guard-ban.log\n" in out
+
+
+def test_install_says_what_to_run_next(site, capsys):
+    out = run(capsys, "install", *site.args())[1]
+    for step in ('fs_cli -x "reloadxml"', 'fs_cli -x "load mod_python3"', "systemctl restart fail2ban", "fs-guard audit"):
+        assert step in out
+
+
+def test_uninstall_restores_every_file_byte_for_byte(site, capsys):
+    site.tree.write("dialplan/default.xml", site.tree.read("dialplan/default.xml").replace("\n", "\r\n"))
+    before = fstree.files(site.snapshot())
+    assert run(capsys, "install", *site.args())[0] == 0
+    assert f"{SCREEN_INCLUDE}\r\n" in site.tree.read("dialplan/default.xml")  # the file's own line ends
+    code, out = run(capsys, "uninstall", "--conf-dir", str(site.conf))
+    assert code == 0, out
+    assert fstree.files(site.snapshot()) == before  # same paths (directories too), same bytes
+
+
+def test_uninstall_dry_run_touches_nothing(site, capsys):
+    assert run(capsys, "install", *site.args())[0] == 0
+    installed = site.snapshot()
+    code, out = run(capsys, "uninstall", "--conf-dir", str(site.conf), "--dry-run")
+    assert code == 0 and f"-    {SCREEN_INCLUDE}\n" in out
+    assert site.snapshot() == installed
+
+
+def test_uninstall_takes_out_only_its_own_edits_from_a_file_changed_since(site, capsys):
+    assert run(capsys, "install", *site.args())[0] == 0
+    mine = '    <extension name="added_after_install"/>\n'
+    site.tree.replace("dialplan/public.xml", "  </context>\n", mine + "  </context>\n")
+    site.tree.write("fs_guard.json", '{"fail2ban": {"deny_prefix": ["00", "1900"]}}')
+    code, out = run(capsys, "uninstall", "--conf-dir", str(site.conf))
+    assert code == 0, out
+    assert site.tree.read("dialplan/public.xml") == fstree.PUBLIC_XML.replace("  </context>\n", mine + "  </context>\n")
+    assert site.tree.path("fs_guard.json").exists() and "fs_guard.json: created by install and changed since" in out
+    assert not (site.conf / ".fs-guard").exists()
+
+
+def test_uninstall_keeps_a_file_whose_fs_guard_lines_were_changed(site, capsys):
+    assert run(capsys, "install", *site.args())[0] == 0
+    site.tree.replace("dialplan/public.xml", SCREEN_INCLUDE, SCREEN_INCLUDE.replace("/>", " />"))
+    changed = site.tree.read("dialplan/public.xml")
+    code, out = run(capsys, "uninstall", "--conf-dir", str(site.conf))
+    assert code == 1 and "kept: dialplan/public.xml" in out
+    assert site.tree.read("dialplan/public.xml") == changed
+    backup = site.conf / ".fs-guard" / install.load_manifest(str(site.conf)).entry(str(site.tree.path("dialplan/public.xml"))).backup
+    assert backup.read_text() == fstree.PUBLIC_XML
+    assert site.tree.read("dialplan/default.xml") == fstree.DEFAULT_XML  # the others were restored
+
+
+def test_a_context_split_across_files_and_lines(site, capsys):
+    """The context tag on one line with its first extension, in a file included from a subdirectory."""
+    site.tree.write("dialplan/public.xml", '<include>\n<X-PRE-PROCESS cmd="include" data="in/public_context.xml"/>\n</include>\n')
+    site.tree.write(
+        "dialplan/in/public_context.xml",
+        '<include>\n  <context name="public"><extension name="first"><condition field="destination_number" '
+        'expression="^1$"><action application="answer"/></condition></extension>\n  </context>\n</include>\n',
+    )
+    assert run(capsys, "install", *site.args())[0] == 0
+    assert '<X-PRE-PROCESS cmd="include" data="../fs_guard/screen.xml"/>' in site.tree.read("dialplan/in/public_context.xml")
+    public = site.config().context("public")
+    assert fsmodel.screen_runs_first(public)
+    assert [e.get("name") for e in public.findall("extension")] == ["fs_guard_screen", "first"]
+
+
+def test_a_second_screen_further_down_is_pointed_out(site, capsys):
+    site.tree.write("dialplan/public/fs_guard_screen.xml", bundle.read(bundle.FREESWITCH, install.SCREEN_FILE).decode())
+    out = run(capsys, "install", *site.args())[1]
+    assert "dialplan/public/fs_guard_screen.xml" in out and "runs fs_guard.screen a second time" in out
+
+
+@pytest.mark.parametrize(
+    "spoil, message",
+    [
+        (lambda tree: tree.path("freeswitch.xml").unlink(), "not a FreeSWITCH configuration"),
+        (lambda tree: tree.write("dialplan/features.xml", "<include>\n<context>\n<extension>\n</context>\n"), "features.xml:4"),
+        (lambda tree: tree.replace("dialplan/default.xml", 'name="default"', 'name="$${ctx}"'), 'context name="default"'),
+    ],
+)
+def test_install_refuses_and_writes_nothing(site, capsys, spoil, message):
+    spoil(site.tree)
+    before = site.snapshot()
+    code, out = run(capsys, "install", *site.args())
+    assert code == 2 and message in out
+    assert site.snapshot() == before
+
+
+def test_an_unknown_context_is_refused(site, capsys):
+    code, out = run(capsys, "install", *site.args("--context", "public", "--context", "nosuch"))
+    assert code == 2 and 'no <context name="nosuch">' in out
+
+
+def test_the_log_directory_is_found_as_fs_guard_will_see_it(tmp_path):
+    conf = tmp_path / "usr" / "local" / "freeswitch" / "conf"
+    conf.mkdir(parents=True)
+    assert install.guess_log_dir(str(conf), {"log_dir": "/data/fslog"})[0] == "/data/fslog"
+    assert install.guess_log_dir(str(conf), {})[0] == "/var/log/freeswitch"
+    (conf.parent / "log").mkdir()
+    assert install.guess_log_dir(str(conf), {})[0] == str(conf.parent / "log")
+    assert install.guess_log_dir(str(tmp_path / "etc" / "freeswitch"), {})[0] == "/var/log/freeswitch"
+
+
+def test_vars_xml_log_dir_is_used_for_the_jail(site, capsys):
+    elsewhere = site.log.parent / "fs"
+    elsewhere.mkdir()
+    site.tree.replace("vars.xml", "</include>", f'  <X-PRE-PROCESS cmd="set" data="log_dir={elsewhere}"/>\n</include>')
+    code, out = run(capsys, "install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban))
+    assert code == 0, out
+    assert f"logpath  = {elsewhere}/fs-guard-ban.log\n" in (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
+
+
+def test_the_bundle_is_well_formed_and_valid():
+    for relative in (install.SCREEN_FILE, install.PYTHON_CONF_FILE, "autoload_configs/acl.conf.xml"):
+        ET.fromstring(bundle.read(bundle.FREESWITCH, relative))
+    acl = ET.fromstring(bundle.read(bundle.FREESWITCH, "autoload_configs/acl.conf.xml"))
+    assert acl.find("network-lists/list").get("default") == "deny"
+    load_config(bundle.path(bundle.FREESWITCH, "fs_guard.json"))
