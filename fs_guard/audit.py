@@ -297,7 +297,7 @@ def check_international(config: FsConfig) -> Iterator[Finding]:
                 "high",
                 condition.start,
                 f"extension {extension.get('name')!r} in context {context.get('name')} sends international "
-                f"numbers ({number}) to {outbound[0][1]}{_conditions_besides_number(extension)}",
+                f"numbers (e.g. {number}) to {outbound[0][1]}{_conditions_besides_number(extension)}",
                 "allow only the countries you call (an explicit pattern, not 00/011/+ followed by anything), "
                 'and keep deny_prefix ["00", "011", "+"] in fs_guard.json for the contexts that must not call abroad',
             )
@@ -354,7 +354,8 @@ def check_passwords(config: FsConfig) -> Iterator[Finding]:
             "default-password",
             "critical",
             config.doc.set_at.get("default_password", Origin(os.path.join(config.conf_dir, "vars.xml"), 1)),
-            f"default_password is {'the sample 1234' if default == '1234' else 'weak'}{users}: scanners try it first",
+            f"default_password is {'the sample 1234' if default == '1234' else 'weak'}, the first password "
+            f"scanners try{users}",
             'set <X-PRE-PROCESS cmd="set" data="default_password=..."/> in vars.xml to a long random value, '
             "better give every user its own password, then fs_cli -x reloadxml",
         )
