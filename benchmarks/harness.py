@@ -67,7 +67,7 @@ def rate(count: int, seconds: float) -> float:
 
 
 def fmt(value: float) -> str:
-    if value >= 100_000:
+    if value >= 10_000:
         return f"{value:,.0f}"
     if value >= 100:
         return f"{value:.0f}"
