@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Benchmark: ``fs-guard replay`` lines per second (target: at least 200,000), per input format.
+
+Generates the bundled trace's kind of traffic at a larger scale (scripts/make_attack_trace.py,
+fixed seed) as JSON Lines, CSV, gzipped JSON Lines and a FreeSWITCH log (where most
+lines are not about calls, as in a real one), then replays each with the command's own
+code (``fs_guard.commands.replay.replay_files``) on the built-in defaults and the shipped
+jail, and reports the best of a few rounds.
+
+    python3 benchmarks/bench_replay.py             # table
+    python3 benchmarks/bench_replay.py --check     # exit 1 when a format misses the target
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from fs_guard.commands.replay import replay_files  # noqa: E402
+from fs_guard.config import default_config  # noqa: E402
+from fs_guard.replay import shipped_jail  # noqa: E402
+
+TARGET = 200_000  # lines per second
+FILES = {"jsonl": "trace.jsonl", "csv": "trace.csv", "jsonl.gz": "trace.jsonl.gz", "fslog": "freeswitch.log"}
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location("make_attack_trace", os.path.join(ROOT, "scripts", "make_attack_trace.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def make_inputs(directory: str, scale: int) -> Dict[str, str]:
+    """The same attempts in each format; returns format -> path."""
+    maker = _generator()
+    events = maker.generate(maker.SEED, scale)
+    paths = {}
+    for name, filename in FILES.items():
+        path = os.path.join(directory, filename)
+        maker.write(path, maker.WRITERS[name.split(".")[0]](events))
+        paths[name] = path
+    return paths
+
+
+def measure(path: str, rounds: int, ban_log: Optional[str] = None) -> Dict[str, float]:
+    """Best of ``rounds`` full replays of ``path``: lines, attempts, seconds, lines/s."""
+    config, jail = default_config(), shipped_jail()
+    best = None
+    for _ in range(rounds):
+        start = time.perf_counter()
+        report = replay_files([path], None, config, jail, ban_log)
+        seconds = time.perf_counter() - start
+        best = seconds if best is None else min(best, seconds)
+    lines = report.files[0].lines
+    return {"lines": lines, "attempts": report.events, "seconds": best, "rate": lines / best}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=int, default=130, help="traffic multiplier (130: about 500,000 attempts)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--check", action="store_true", help=f"exit 1 if a format is under {TARGET:,} lines/s")
+    args = parser.parse_args(argv)
+    missed = []
+    with tempfile.TemporaryDirectory(prefix="fs-guard-bench-") as directory:
+        paths = make_inputs(directory, args.scale)
+        rows = [(name, measure(path, args.rounds)) for name, path in paths.items()]
+        rows.append(("jsonl --ban-log", measure(paths["jsonl"], args.rounds, os.path.join(directory, "ban.log"))))
+    print(f"fs-guard replay, built-in defaults, best of {args.rounds} (target {TARGET:,} lines/s)")
+    print(f"  {'input':<16} {'lines':>10} {'attempts':>10} {'seconds':>8} {'lines/s':>10}")
+    for name, row in rows:
+        met = row["rate"] >= TARGET
+        if not met and "--" not in name:
+            missed.append(name)
+        print(f"  {name:<16} {row['lines']:>10,} {row['attempts']:>10,} {row['seconds']:>8.2f} "
+              f"{row['rate']:>10,.0f}  {'ok' if met else 'UNDER TARGET'}")
+    return 1 if args.check and missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,440 @@
+"""Readers for ``fs-guard replay``: JSON Lines, CSV and FreeSWITCH's own log, gzip or not.
+
+Every reader turns a file into events, plain tuples for speed::
+
+    (time, kind, ip, context, number, user_agent, failure)
+
+``time`` is seconds since the epoch; ``kind`` is ``call`` or ``register_failure``. For a
+call, ``number`` is the dialled number and ``failure`` is None; for a register failure,
+``number`` is the user it tried, ``context`` is empty (sofia's events have none) and
+``failure`` is ``(profile, host, type)`` as the register-failure event carries them. A
+line that cannot be read is counted with its number and skipped, never fatal.
+
+FreeSWITCH's log (``freeswitch.log``, as mod_logfile writes it) is read from three lines:
+
+- sofia.c ``CHANNEL receiving invite from ADDR:PORT version: ...``: the socket address
+  of a new inbound INVITE (INFO since 1.10.12, DEBUG before; both are in the log at the
+  stock log level);
+- mod_dialplan_xml.c ``Processing NAME <CID>->NUMBER in context CONTEXT``: one dialplan
+  hunt, which is one run of the screen; paired with the invite line by the call's uuid
+  at the start of both lines (without uuids, with the latest invite line);
+- sofia_reg.c ``SIP auth failure (REGISTER|INVITE) on sofia profile 'P' for [USER@HOST]
+  from ip ADDR``, written with ``log-auth-failures=true`` (a 403: wrong password or
+  unknown user), the same lines fail2ban's stock freeswitch filter counts. "SIP auth
+  challenge" lines (a normal 401) are not failures and are not read.
+
+FreeSWITCH writes no User-Agent for a call at the default log level, so the
+``scanner_user_agent`` rule cannot fire on a replayed log. Its timestamps carry no zone:
+they are read in this machine's local time zone (as fail2ban reads them).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import math
+import os
+import re
+import time
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from itertools import chain
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+
+CALL = "call"
+REGISTER_FAILURE = "register_failure"
+KINDS = (CALL, REGISTER_FAILURE)
+
+JSONL = "jsonl"
+CSV = "csv"
+FSLOG = "fslog"
+FORMATS = (JSONL, CSV, FSLOG)
+
+#: Trace fields; also the CSV column order when a file has no header row (the last four
+#: may then be left out). ``user``, ``profile``, ``host`` and ``type`` are read only for
+#: register failures; ``context`` and ``number`` only for calls.
+FIELDS = ("time", "kind", "ip", "context", "number", "ua", "user", "profile", "host", "type")
+_REQUIRED_CELLS = 6
+#: Bad lines kept with their text per file; the rest are only counted.
+MAX_BAD_SHOWN = 20
+#: Lines between two calls of a progress callback.
+PROGRESS_EVERY = 1 << 16
+
+Failure = Tuple[Optional[str], Optional[str], Optional[str]]
+Event = Tuple[float, str, Optional[str], str, Optional[str], Optional[str], Optional[Failure]]
+
+_EXTENSIONS = {".jsonl": JSONL, ".ndjson": JSONL, ".json": JSONL, ".csv": CSV, ".log": FSLOG}
+_FS_PREFIX = re.compile(
+    r"(?:([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}) )?"
+    r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(\.\d+)? (?:\d+(?:\.\d+)?% )?\[[A-Z0-9]+\] (\S+) "
+)
+_AUTH_FAILURE = re.compile(r"SIP auth failure \((\w+)\) on sofia profile '([^']*)' for \[(.*)\]")
+#: Invite lines waiting for their dialplan line; the oldest half is dropped past this.
+_PENDING_MAX = 100_000
+
+
+class TraceError(ValueError):
+    """Why one line is bad."""
+
+
+@dataclass(frozen=True)
+class BadLine:
+    line: int
+    error: str
+
+
+def parse_time(value: Any) -> float:
+    """Seconds since the epoch from epoch seconds (number or numeric text) or ISO-8601 text.
+
+    An ISO-8601 time without a UTC offset is UTC.
+    """
+    kind = type(value)
+    if kind is str:
+        if value.replace(".", "", 1).isdigit():
+            return _finite(value)
+        try:
+            stamp = datetime.fromisoformat(value)
+        except ValueError:
+            stamp = _iso_fallback(value)
+            if stamp is None:
+                return _finite(value)
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=timezone.utc)
+        return stamp.timestamp()
+    if kind is int or kind is float:
+        return _finite(value)
+    raise TraceError(f"time must be ISO-8601 text or epoch seconds, not {_json_type(value)}")
+
+
+def _iso_fallback(value: str) -> Optional[datetime]:
+    """What Python 3.9's fromisoformat refuses: a ``Z`` suffix, a 1-6 digit fraction."""
+    match = re.fullmatch(r"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)(?:\.(\d{1,6})\d*)?(Z|z|[+-]\d\d:?\d\d)?", value)
+    if match is None:
+        return None
+    seconds, fraction, zone = match.groups()
+    text = seconds + (f".{fraction.ljust(6, '0')}" if fraction else "")
+    if zone:
+        text += "+00:00" if zone in ("Z", "z") else f"{zone[:3]}:{zone[-2:]}"
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _finite(value: Any) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise TraceError(f"time {str(value)[:40]!r} is neither ISO-8601 nor epoch seconds") from None
+    if not math.isfinite(seconds):
+        raise TraceError("time is not a finite number")
+    return seconds
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "an object", list: "a list", bool: "true/false", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _text(raw: io.BufferedReader) -> io.TextIOWrapper:
+    """``raw`` as text lines, gunzipped when it starts with gzip's magic bytes."""
+    stream = gzip.GzipFile(fileobj=raw, mode="rb") if raw.peek(2)[:2] == b"\x1f\x8b" else raw
+    return io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
+
+
+def detect_format(path: str, first_line: str) -> str:
+    """By extension (``.gz`` stripped) when it says, else by the first non-blank line."""
+    name = path[:-3] if path.endswith(".gz") else path
+    known = _EXTENSIONS.get(os.path.splitext(name)[1].lower())
+    if known:
+        return known
+    text = first_line.lstrip("\ufeff \t")
+    if text.startswith("{"):
+        return JSONL
+    if _FS_PREFIX.match(text):
+        return FSLOG
+    return CSV
+
+
+class Trace:
+    """One input file: reads it as events and keeps its line counts and bad lines."""
+
+    def __init__(self, path: str, fmt: Optional[str] = None,
+                 progress: Optional[Callable[["Trace"], None]] = None) -> None:
+        self.path = path
+        self.format = fmt or ""
+        self.lines = 0
+        self.events = 0
+        self.bad = 0
+        self.bad_lines: List[BadLine] = []
+        self.size = os.path.getsize(path)
+        self._progress = progress
+        self._raw: Optional[Any] = None
+
+    def position(self) -> int:
+        """Bytes of the file read so far (compressed bytes for a gzip file)."""
+        try:
+            return self._raw.tell() if self._raw is not None else 0
+        except (OSError, ValueError):
+            return 0
+
+    def read(self) -> Iterator[Event]:
+        """The file's events; ``lines``, ``events`` and the bad lines are kept up to date."""
+        with open(self.path, "rb") as raw:
+            self._raw = raw
+            text = _text(raw)
+            head: List[str] = []
+            for line in text:
+                head.append(line)
+                if line.strip():
+                    break
+            if not self.format:
+                self.format = detect_format(self.path, head[-1] if head else "")
+            lines: Iterator[str] = chain(head, text)
+            if self._progress is not None:
+                lines = self._reporting(lines)
+            reader = {JSONL: self._jsonl, CSV: self._csv, FSLOG: self._fslog}[self.format]
+            try:
+                yield from reader(lines)
+            except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+                self._bad(self.lines + 1, f"compressed data is cut or corrupt, rest of file skipped: {exc}")
+            finally:
+                self._raw = None
+
+    def _reporting(self, lines: Iterable[str]) -> Iterator[str]:
+        """``lines``, calling the progress callback every PROGRESS_EVERY lines."""
+        progress, every = self._progress, PROGRESS_EVERY
+        for number, line in enumerate(lines, 1):
+            if not number % every:
+                self.lines = number
+                progress(self)  # type: ignore[misc]
+            yield line
+
+    def _bad(self, line: int, error: str) -> None:
+        self.bad += 1
+        if len(self.bad_lines) < MAX_BAD_SHOWN:
+            self.bad_lines.append(BadLine(line, error))
+
+    # -- JSON Lines ---------------------------------------------------------------------
+
+    def _jsonl(self, lines: Iterable[str]) -> Iterator[Event]:
+        """One JSON object per line; a well-formed call takes the inline path (the common case)."""
+        decode = json.JSONDecoder().raw_decode  # json.loads without its two whitespace scans
+        when_of = parse_time
+        number = events = 0
+        try:
+            for number, line in enumerate(lines, 1):
+                try:
+                    record, end = decode(line)
+                    if end < len(line) - 1 and line[end:].strip() or type(record) is not dict:
+                        raise ValueError
+                    get = record.get
+                    kind, when = get("kind"), get("time")
+                    ip, context, dialled, ua = get("ip"), get("context", ""), get("number"), get("ua")
+                    if (kind is None and when is not None and (ip is None or type(ip) is str)
+                            and type(context) is str and (dialled is None or type(dialled) is str)
+                            and (ua is None or type(ua) is str)):
+                        event: Event = (when_of(when), CALL, ip, context, dialled, ua, None)
+                    else:
+                        event = _record(get)
+                except ValueError:
+                    if not line.strip():
+                        continue
+                    try:
+                        event = _loaded(line)  # the exact error, or a line json.loads takes
+                    except ValueError as exc:
+                        self._bad(number, _message(exc))
+                        continue
+                events += 1
+                yield event
+        finally:
+            self.lines, self.events = number, events
+
+    # -- CSV ----------------------------------------------------------------------------
+
+    def _csv(self, lines: Iterable[str]) -> Iterator[Event]:
+        """A header row names the columns (any order); without one, FIELDS' order."""
+        rows = csv.reader(lines)
+        columns: Tuple[str, ...] = ()
+        events = 0
+        try:
+            while True:
+                try:
+                    row = next(rows)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    self._bad(rows.line_num, f"not CSV: {exc}")
+                    continue
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue
+                if not columns:
+                    names = tuple(cell.strip().lower() for cell in row)
+                    columns = names if "time" in names and set(names) <= set(FIELDS) else FIELDS
+                    at = {name: columns.index(name) if name in columns else -1 for name in FIELDS}
+                    time_at, kind_at, ip_at, context_at, number_at, ua_at = (at[name] for name in FIELDS[:6])
+                    fewest = len(columns) if columns is names else _REQUIRED_CELLS
+                    if columns is names:
+                        continue
+                cells = len(row)
+                if cells != len(columns):
+                    if not fewest <= cells <= len(columns):
+                        self._bad(rows.line_num, f"{cells} columns, expected {len(columns)} ({','.join(columns)})")
+                        continue
+                    row += [""] * (len(columns) - cells)
+                row.append("")  # what a column the file does not have (index -1) reads
+                try:
+                    kind = row[kind_at]
+                    if not kind or kind == CALL:
+                        event: Event = (parse_time(row[time_at]), CALL, row[ip_at] or None, row[context_at],
+                                        row[number_at], row[ua_at] or None, None)
+                    else:
+                        event = _record(dict(zip(columns, row)).get, empty_is_none=True)
+                except ValueError as exc:
+                    self._bad(rows.line_num, _message(exc))
+                    continue
+                events += 1
+                yield event
+        finally:
+            self.lines, self.events = rows.line_num, events
+
+    # -- FreeSWITCH log -----------------------------------------------------------------
+
+    def _fslog(self, lines: Iterable[str]) -> Iterator[Event]:
+        invites: Dict[str, Optional[str]] = {}  # call uuid ("" without uuids) -> source address
+        stamps: Dict[str, float] = {}
+        prefix = _FS_PREFIX.search
+        number = events = 0
+        try:
+            for number, line in enumerate(lines, 1):
+                if " receiving invite from " in line:
+                    source = "sofia.c:"
+                elif " in context " in line:
+                    source = "mod_dialplan_xml.c:"
+                elif "SIP auth failure (" in line:
+                    source = "sofia_reg.c:"
+                else:
+                    continue
+                match = prefix(line)
+                if match is None or not match.group(4).startswith(source):
+                    continue  # not a line FreeSWITCH wrote for a call (a SIP trace, another module)
+                uuid, seconds, fraction, _ = match.groups()
+                message = line[match.end():].rstrip("\r\n")
+                try:
+                    when = stamps.get(seconds)
+                    if when is None:
+                        if len(stamps) >= 4096:
+                            stamps.clear()
+                        when = stamps[seconds] = _local_seconds(seconds)
+                    if fraction:
+                        when += float(fraction)
+                    if source == "sofia.c:":
+                        if len(invites) > _PENDING_MAX:
+                            for key in list(invites)[: _PENDING_MAX // 2]:
+                                del invites[key]
+                        invites[uuid or ""] = _invite_source(message)
+                        continue
+                    if source == "mod_dialplan_xml.c:":
+                        context, dialled = _dialplan_hunt(message)
+                        event: Event = (when, CALL, invites.get(uuid or ""), context, dialled, None, None)
+                    else:
+                        address, user, failure = _auth_failure(message)
+                        event = (when, REGISTER_FAILURE, address, "", user, None, failure)
+                except ValueError as exc:
+                    self._bad(number, _message(exc))
+                    continue
+                events += 1
+                yield event
+        finally:
+            self.lines, self.events = number, events
+
+
+def _record(read: Callable[[str], Any], empty_is_none: bool = False) -> Event:
+    """One trace record (``read`` gets its fields) as an event; raises TraceError naming what is wrong."""
+    get = (lambda name: read(name) or None) if empty_is_none else read
+    when, kind, ip, ua = get("time"), get("kind"), get("ip"), get("ua")
+    if when is None:
+        raise TraceError("missing time")
+    if kind is None or kind == CALL:
+        context, number = get("context"), get("number")
+        if context is None:
+            context = ""
+        _check_text(ip, context, number, ua)
+        return parse_time(when), CALL, ip, context, number, ua, None
+    if kind != REGISTER_FAILURE:
+        raise TraceError(f"kind must be call or register_failure, not {str(kind)[:40]!r}")
+    user, failure = get("user"), (get("profile"), get("host"), get("type"))
+    _check_text(ip, "", user, ua, *failure)
+    return parse_time(when), REGISTER_FAILURE, ip, "", user, ua, failure
+
+
+def _loaded(line: str) -> Event:
+    """A JSON line the slow, exact way: json.loads' own error messages."""
+    record = json.loads(line)
+    if type(record) is not dict:
+        raise TraceError(f"expected a JSON object, found {_json_type(record)}")
+    return _record(record.get)
+
+
+def _check_text(ip: Any, context: Any, number: Any, ua: Any, *more: Any) -> None:
+    """Every field but the time is text (or absent)."""
+    for value in (ip, context, number, ua) + more:
+        if value is not None and type(value) is not str:
+            raise TraceError(f"fields other than time must be text, found {_json_type(value)}")
+
+
+def _local_seconds(stamp: str) -> float:
+    try:
+        return time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S"))
+    except (ValueError, OverflowError):
+        raise TraceError(f"bad timestamp {stamp!r}") from None
+
+
+def _invite_source(message: str) -> Optional[str]:
+    """``CHANNEL receiving invite from ADDR:PORT version: ...``: ADDR.
+
+    Read by position: the channel name (from the caller's From header) and the call-id
+    have no spaces, so text a caller put in either cannot move ADDR.
+    """
+    words = message.split(" ", 5)
+    if len(words) < 5 or words[1:4] != ["receiving", "invite", "from"]:
+        raise TraceError("invite line without 'CHANNEL receiving invite from ADDR:PORT'")
+    address, colon, port = words[4].rpartition(":")
+    if not colon or not port.isdigit():
+        raise TraceError(f"invite source {words[4][:60]!r} is not ADDR:PORT")
+    return address[1:-1] if address.startswith("[") and address.endswith("]") else address
+
+
+def _dialplan_hunt(message: str) -> Tuple[str, str]:
+    """``Processing NAME <CID>->NUMBER in context CONTEXT``: (CONTEXT, NUMBER).
+
+    Read from the right: the caller's display name may hold anything, the dialled number
+    (a SIP URI user) no space and no ``>``.
+    """
+    if not message.startswith("Processing "):
+        raise TraceError("dialplan line without 'Processing ... in context ...'")
+    head, _, context = message.rpartition(" in context ")
+    names, arrow, number = head.rpartition(">->")
+    if not arrow or " " in number:
+        raise TraceError("dialplan line without '<CALLER>->NUMBER'")
+    return context.strip(), number
+
+
+def _auth_failure(message: str) -> Tuple[str, str, Failure]:
+    """``SIP auth failure (TYPE) on sofia profile 'P' for [USER@HOST] from ip ADDR``: (ADDR, USER, (P, HOST, TYPE))."""
+    head, _, address = message.rstrip().rpartition("] from ip ")
+    match = _AUTH_FAILURE.fullmatch(head + "]")
+    if match is None or not address or " " in address:
+        raise TraceError("auth failure line without 'on sofia profile ... for [...] from ip ADDR'")
+    user, at, host = match.group(3).rpartition("@")
+    if not at:
+        user, host = host, ""
+    return address, user, (match.group(2), host, match.group(1))
+
+
+def _message(exc: ValueError) -> str:
+    if isinstance(exc, TraceError):
+        return str(exc)
+    return f"not JSON: {exc}" if isinstance(exc, json.JSONDecodeError) else str(exc)

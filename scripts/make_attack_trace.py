@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""Make the bundled attack trace, fs_guard/data/attack-trace.jsonl.gz.
+
+One day of a public FreeSWITCH's traffic, generated (no real traffic, no real
+addresses: only the documentation ranges 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24
+and 2001:db8::/32):
+
+- legitimate: an office's phones calling extensions and national numbers, a SIP trunk
+  delivering DID calls, a phone that mistypes its password twice;
+- scanners: a few addresses dialling 00, 011 and + prefixes and long numbers into the
+  public context, with scanner user agents; one probing short extensions; one slow
+  enough to stay under fail2ban's threshold;
+- password guessing: register failures (REGISTER and INVITE) in bursts.
+
+Deterministic: a fixed seed and gzip without a timestamp give the same bytes every run.
+Also writes the same traffic as CSV or as a FreeSWITCH log (``--format``), at any
+``--scale``, for tests and the replay benchmark.
+
+    python3 scripts/make_attack_trace.py                 # rewrite the bundled trace
+    python3 scripts/make_attack_trace.py --format fslog --scale 50 -o /tmp/freeswitch.log
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import io
+import json
+import os
+import random
+import sys
+import time
+import uuid
+from typing import Dict, Iterator, List, Optional
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUTPUT = os.path.join(ROOT, "fs_guard", "data", "attack-trace.jsonl.gz")
+SEED = 6
+START = 1795824000.0  # 2026-11-28T00:00:00Z
+DAY = 86400.0
+CSV_FIELDS = ("time", "kind", "ip", "context", "number", "ua", "user", "profile", "host", "type")
+SERVER = "198.51.100.1"
+
+Event = Dict[str, object]
+
+
+class _Day:
+    """Adds one actor's attempts at random times."""
+
+    def __init__(self, rng: random.Random, events: List[Event]) -> None:
+        self.rng = rng
+        self.events = events
+
+    def call(self, at: float, ip: str, context: str, number: str, ua: Optional[str]) -> None:
+        self.events.append({"time": at, "ip": ip, "context": context, "number": number, "ua": ua})
+
+    def failure(self, at: float, ip: str, user: str, ua: Optional[str], kind: str = "REGISTER",
+                profile: str = "internal") -> None:
+        self.events.append({"time": at, "kind": "register_failure", "ip": ip, "user": user, "ua": ua,
+                            "profile": profile, "host": SERVER, "type": kind})
+
+    def times(self, count: int, start: float, end: float) -> List[float]:
+        return sorted(self.rng.uniform(start, end) for _ in range(count))
+
+    def burst(self, count: int, start: float, gap: tuple) -> Iterator[float]:
+        at = start
+        for _ in range(count):
+            at += self.rng.uniform(*gap)
+            yield at
+
+
+def _international(rng: random.Random, prefix: str) -> str:
+    country = rng.choice(["252", "53", "371", "232", "881", "882", "44", "972", "216", "7"])
+    return prefix + country + "".join(rng.choice("0123456789") for _ in range(rng.randint(6, 10)))
+
+
+def generate(seed: int = SEED, scale: int = 1) -> List[Event]:
+    """The trace's events, in time order; ``scale`` multiplies every actor's attempts."""
+    rng = random.Random(seed)
+    events: List[Event] = []
+    day = _Day(rng, events)
+    office = [f"198.51.100.{n}" for n in range(10, 15)]
+    phones = ["Yealink SIP-T46S 66.86.0.15", "Grandstream GXP2170 1.0.11.23", "Zoiper rv2.10.20.2"]
+    for at in day.times(900 * scale, START + 7 * 3600, START + 19 * 3600):  # office hours
+        number = rng.choice([str(rng.randint(1000, 1019)), "0" + str(rng.randint(10 ** 9, 10 ** 10 - 1))])
+        day.call(at, rng.choice(office), "default", number, rng.choice(phones))
+    for at in day.times(700 * scale, START, START + DAY):  # DID calls from the trunk
+        day.call(at, "198.51.100.200", "public", f"4420794601{rng.randint(0, 99):02d}", "Sonus SBC 1.0")
+    for n in range(scale):  # a phone with a stale password: two failures, then it is fixed
+        for at in day.burst(2, START + 9 * 3600 + n * 60, (20, 40)):
+            day.failure(at, "198.51.100.23", "1007", "Yealink SIP-T46S 66.86.0.15")
+
+    # Scanners: bursts of international and long numbers into the public context.
+    for ip, ua, count, start, gap in [
+        ("203.0.113.66", "friendly-scanner", 600, 2 * 3600, (0.2, 1.5)),
+        ("203.0.113.199", "sipcli/v1.8", 450, 11 * 3600, (0.5, 3.0)),
+        ("2001:db8:bad::5", "sipvicious", 300, 16 * 3600, (0.3, 2.0)),
+    ]:
+        for n in range(scale):
+            for at in day.burst(count, START + start + n * 2400, gap):
+                number = _international(rng, rng.choice(["00", "00", "011", "+", "9011", "900"]))
+                day.call(at, ip, "public", number, ua)
+    for n in range(scale):  # probing extensions: short numbers, only the user agent gives it away
+        for at in day.burst(250, START + 4 * 3600 + n * 1800, (0.5, 2.0)):
+            day.call(at, "203.0.113.23", "public", str(rng.randint(100, 1099)), "VaxSIPUserAgent/3.1")
+    for n in range(scale):  # low and slow: 3 attempts per findtime, never banned
+        for at in day.burst(60, START + 13 * 3600 + n * 5000, (61, 80)):
+            day.call(at, "203.0.113.45", "public", _international(rng, "+"), "Asterisk PBX 16.2.1")
+
+    # Password guessing.
+    for ip, ua, count, start, gap, kind in [
+        ("192.0.2.77", "friendly-scanner", 300, 1 * 3600, (0.5, 3.0), "REGISTER"),
+        ("2001:db8:f00d::23", "PolycomVVX-VVX_400-UA/5.9.0", 150, 20 * 3600, (1.0, 4.0), "REGISTER"),
+        ("192.0.2.140", "sipcli/v1.8", 120, 6 * 3600, (0.5, 2.0), "INVITE"),
+    ]:
+        for n in range(scale):
+            for at in day.burst(count, START + start + n * 2000, gap):
+                day.failure(at, ip, str(rng.randint(100, 9999)), ua, kind)
+
+    events.sort(key=lambda event: event["time"])
+    return events
+
+
+def _iso(seconds: float) -> str:
+    whole = int(seconds)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((seconds - whole) * 1000):03d}Z"
+
+
+def to_jsonl(events: List[Event]) -> Iterator[str]:
+    for event in events:
+        record = {"time": _iso(float(event["time"]))}  # type: ignore[arg-type]
+        record.update((key, value) for key, value in event.items() if key != "time" and value is not None)
+        yield json.dumps(record, separators=(",", ":")) + "\n"
+
+
+def to_csv(events: List[Event]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    for event in events:
+        row = dict(event, time=_iso(float(event["time"])))  # type: ignore[arg-type]
+        writer.writerow(["" if row.get(name) is None else row[name] for name in CSV_FIELDS])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
+
+
+def to_fslog(events: List[Event], seed: int = SEED) -> Iterator[str]:
+    """The lines FreeSWITCH 1.10 writes to freeswitch.log for these attempts (and some it writes around them)."""
+    rng = random.Random(seed)
+    for event in events:
+        at = float(event["time"])  # type: ignore[arg-type]
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(at))) + f".{int(at % 1 * 1e6):06d} 97.53%"
+        if event.get("kind") == "register_failure":
+            user, host = event["user"], event["host"]
+            yield (f"{stamp} [WARNING] sofia_reg.c:1688 SIP auth challenge ({event['type']}) on sofia profile "
+                   f"'{event['profile']}' for [{user}@{host}] from ip {event['ip']}\n")
+            yield (f"{stamp} [WARNING] sofia_reg.c:1827 SIP auth failure ({event['type']}) on sofia profile "
+                   f"'{event['profile']}' for [{user}@{host}] from ip {event['ip']}\n")
+            continue
+        call = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        profile = "external" if event["context"] == "public" else "internal"
+        caller = rng.randint(100, 9999)
+        channel = f"sofia/{profile}/{caller}@{SERVER}"
+        number, port = event["number"], rng.randint(1024, 65535)
+        yield f"{call} {stamp} [NOTICE] switch_channel.c:1142 New Channel {channel} [{call}]\n"
+        yield (f"{call} {stamp} [INFO] sofia.c:10460 {channel} receiving invite from {event['ip']}:{port} "
+               f"version: 1.10.12-release git a88d069 2024-08-02 21:02:27Z 64bit call-id: {call[:8]}\n")
+        yield f"{call} {stamp} [DEBUG] switch_core_state_machine.c:600 ({channel}) State NEW\n"
+        yield f"{call} {stamp} [DEBUG] switch_core_state_machine.c:311 ({channel}) Standard ROUTING\n"
+        yield (f"{call} {stamp} [INFO] mod_dialplan_xml.c:639 Processing {caller} <{caller}>->{number} "
+               f"in context {event['context']}\n")
+        yield f"EXECUTE [depth=0] {channel} python(fs_guard.screen)\n"
+        yield f"{call} {stamp} [NOTICE] switch_cpp.cpp:1465 Hangup {channel} [CS_EXECUTE] [CALL_REJECTED]\n"
+        yield f"{call} {stamp} [NOTICE] switch_core_session.c:1744 Session 1 ({channel}) Ended\n"
+
+
+WRITERS = {"jsonl": to_jsonl, "csv": to_csv, "fslog": to_fslog}
+
+
+def write(path: str, lines: Iterator[str]) -> None:
+    """Write ``lines``; gzipped, without a timestamp, when ``path`` ends in .gz."""
+    if path.endswith(".gz"):
+        with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed:
+            with io.TextIOWrapper(packed, encoding="utf-8", newline="") as text:
+                text.writelines(lines)
+    else:
+        with open(path, "w", encoding="utf-8", newline="") as text:
+            text.writelines(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-o", "--output", default=OUTPUT, help=f"where to write (default: {OUTPUT})")
+    parser.add_argument("--format", choices=sorted(WRITERS), default="jsonl")
+    parser.add_argument("--scale", type=int, default=1, help="multiply every actor's attempts (default: 1)")
+    parser.add_argument("--seed", type=int, default=SEED)
+    args = parser.parse_args(argv)
+    events = generate(args.seed, args.scale)
+    write(args.output, WRITERS[args.format](events))
+    print(f"{args.output}: {len(events):,} attempts", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
