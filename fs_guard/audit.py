@@ -47,14 +47,11 @@ class Finding:
 
 
 def _finding(config: FsConfig, check: str, severity: str, where: Origin, message: str, fix: str) -> Finding:
-    relative = os.path.relpath(where.path, config.conf_dir)
-    shown = where.path if relative.startswith("..") else relative.replace(os.sep, "/")
-    return Finding(check, severity, shown, where.line, message, fix)
+    return Finding(check, severity, fsmodel.shown_path(config.conf_dir, where.path), where.line, message, fix)
 
 
 def _rel(config: FsConfig, where: Origin) -> str:
-    found = _finding(config, "", "", where, "", "")
-    return f"{found.file}:{found.line}"
+    return f"{fsmodel.shown_path(config.conf_dir, where.path)}:{where.line}"
 
 
 # -- dialplan reading -----------------------------------------------------------------

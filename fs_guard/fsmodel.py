@@ -28,6 +28,12 @@ class NotFreeSwitch(Exception):
     """The directory is not a FreeSWITCH configuration FreeSWITCH could load."""
 
 
+def shown_path(conf_dir: str, path: str) -> str:
+    """``path`` relative to the configuration directory when it is inside it (POSIX form)."""
+    relative = os.path.relpath(path, conf_dir)
+    return path if relative.startswith("..") else relative.replace(os.sep, "/")
+
+
 def fs_true(value: Optional[str]) -> bool:
     text = (value or "").strip().lower()
     if text in _TRUE:

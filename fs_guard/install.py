@@ -77,10 +77,11 @@ def _bytes(text: str) -> bytes:
 
 
 def _read(path: str) -> Optional[bytes]:
+    """A file's bytes, None when there is no such file (a permission error is raised)."""
     try:
         with open(path, "rb") as handle:
             return handle.read()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
 
 
@@ -153,7 +154,8 @@ def guess_log_dir(conf_dir: str, variables: Mapping[str, str]) -> Tuple[str, str
 
 
 def set_logpath(jail: str, path: str) -> str:
-    new, count = _LOGPATH.subn(lambda m: f"{m.group(1)}{path}\n", jail, count=1)
+    value = path.replace("%", "%%")  # fail2ban interpolates %(name)s in values
+    new, count = _LOGPATH.subn(lambda m: f"{m.group(1)}{value}\n", jail, count=1)
     if not count:
         raise InstallError(f"the shipped jail {JAIL_FILE} has no logpath line")
     return new
@@ -377,8 +379,11 @@ def load_manifest(conf_dir: str) -> Optional[Manifest]:
     data = _read(os.path.join(state_dir(conf_dir), MANIFEST))
     if data is None:
         return None
-    document = json.loads(data)
-    return Manifest(tuple(Entry(**e) for e in document["entries"]), tuple(document["created_dirs"]))
+    try:
+        document = json.loads(data)
+        return Manifest(tuple(Entry(**e) for e in document["entries"]), tuple(document["created_dirs"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InstallError(f"{STATE_DIR}/{MANIFEST} is damaged ({exc}); the originals are in {STATE_DIR}/backups/") from None
 
 
 def _write(path: str, data: bytes, mode: int) -> None:
@@ -451,15 +456,12 @@ def apply_install(plan: Plan) -> List[str]:
 
 
 def _done_line(conf_dir: str, change: Change, entry: Entry) -> str:
+    shown = fsmodel.shown_path(conf_dir, change.path)
     if change.before is None:
-        return f"created  {display(conf_dir, change.path)}"
-    return f"edited   {display(conf_dir, change.path)}   (original: {STATE_DIR}/{entry.backup})"
-
-
-def display(conf_dir: str, path: str) -> str:
-    """A path relative to the configuration directory when it is inside it."""
-    relative = os.path.relpath(path, conf_dir)
-    return path if relative.startswith("..") else relative
+        return f"created  {shown}"
+    if entry.backup is None:
+        return f"updated  {shown}   (fs-guard's own file)"
+    return f"edited   {shown}   (original: {STATE_DIR}/{entry.backup})"
 
 
 # -- uninstall ------------------------------------------------------------------------
@@ -496,7 +498,7 @@ def plan_uninstall(conf_dir: str) -> Plan:
     notes: List[str] = []
     for entry in reversed(manifest.entries):
         current = _read(entry.path)
-        shown = display(conf_dir, entry.path)
+        shown = fsmodel.shown_path(conf_dir, entry.path)
         if entry.backup is None:
             if current is None:
                 continue
@@ -527,7 +529,7 @@ def plan_uninstall(conf_dir: str) -> Plan:
 def apply_uninstall(plan: Plan) -> List[str]:
     done = []
     for change in plan.changes:
-        shown = display(plan.conf_dir, change.path)
+        shown = fsmodel.shown_path(plan.conf_dir, change.path)
         if change.after is None:
             os.remove(change.path)
             done.append(f"removed  {shown}")
@@ -556,8 +558,8 @@ def _remove_tree(top: str) -> None:
 
 
 def diff(conf_dir: str, change: Change) -> str:
-    """A unified diff of one change (paths shown as in ``display``)."""
-    shown = display(conf_dir, change.path)
+    """A unified diff of one change, paths relative to the configuration directory."""
+    shown = fsmodel.shown_path(conf_dir, change.path)
     old = _text(change.before).splitlines(keepends=True) if change.before is not None else []
     new = _text(change.after).splitlines(keepends=True) if change.after is not None else []
     inside = not os.path.isabs(shown)

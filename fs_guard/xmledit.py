@@ -20,23 +20,14 @@ def newline_of(text: str) -> str:
     return "\r\n" if "\r\n" in text else "\n"
 
 
-def _line_starts(text: str) -> List[int]:
-    starts = [0]
-    starts.extend(m.end() for m in re.finditer("\n", text))
-    return starts
-
-
-def _line_span(text: str, line: int) -> Tuple[int, int]:
-    """Offsets of line ``line`` (1-based), without its newline."""
-    starts = _line_starts(text)
-    if not 1 <= line <= len(starts):
-        raise EditError(f"no line {line}")
-    begin = starts[line - 1]
-    end = text.find("\n", begin)
-    end = len(text) if end < 0 else end
-    if end > begin and text[end - 1] == "\r":
-        end -= 1
-    return begin, end
+def _line_start(text: str, line: int) -> int:
+    """Offset of the first character of line ``line`` (1-based)."""
+    offset = 0
+    for _ in range(line - 1):
+        offset = text.find("\n", offset) + 1
+        if offset == 0:
+            raise EditError(f"no line {line}")
+    return offset
 
 
 def _comments(text: str) -> List[Tuple[int, int]]:
@@ -74,7 +65,7 @@ def insert_after_start_tag(text: str, line: int, tag: "re.Pattern[str]", new_lin
     the tag on its line moves to the next line, because the preprocessor replaces a whole
     X-PRE-PROCESS line, whatever else is on it.
     """
-    begin, _ = _line_span(text, line)
+    begin = _line_start(text, line)
     match = _outside_comments(text, tag, begin)
     if match is None or match.group(0).endswith("/>"):
         raise EditError(f"no {tag.pattern} at or after line {line}")
@@ -96,7 +87,7 @@ def insert_child(text: str, start_line: int, end_line: int, tag: str, new_line: 
     ``end_line`` is the line of its end tag (equal to ``start_line`` for ``<tag/>``).
     """
     nl = newline_of(text)
-    begin, _ = _line_span(text, start_line)
+    begin = _line_start(text, start_line)
     opening = _outside_comments(text, start_tag(tag), begin)
     if opening is None:
         raise EditError(f"no <{tag}> at or after line {start_line}")
@@ -105,7 +96,7 @@ def insert_child(text: str, start_line: int, end_line: int, tag: str, new_line: 
     if opening.group(0).endswith("/>"):
         replacement = opening.group(0)[:-2].rstrip() + ">" + nl + child + nl + indent + f"</{tag}>"
         return text[: opening.start()] + replacement + text[opening.end() :]
-    end_begin, _ = _line_span(text, end_line)
+    end_begin = _line_start(text, end_line)
     closing = _outside_comments(text, re.compile(rf"</{tag}\s*>"), max(end_begin, opening.end()))
     if closing is None:
         raise EditError(f"no </{tag}> at or after line {end_line}")

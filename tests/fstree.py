@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Dict, Iterable, Tuple
+from typing import Dict, Tuple
 
 FREESWITCH_XML = """\
 <?xml version="1.0"?>
@@ -486,7 +486,3 @@ def snapshot(*roots: Path) -> Snapshot:
 
 def files(snap: Snapshot) -> Dict[str, bytes]:
     return {path: data for path, (data, _, _) in snap.items()}
-
-
-def all_lines(paths: Iterable[Path]) -> str:
-    return "".join(Path(p).read_text() for p in paths)

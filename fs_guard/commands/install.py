@@ -84,7 +84,7 @@ def _show(plan: install.Plan, dry_run: bool, done: List[str]) -> None:
 def run_install(args: argparse.Namespace) -> int:
     try:
         plan = install.plan_install(args.conf_dir, args.fail2ban_dir, args.log_dir, args.context or install.DEFAULT_CONTEXTS)
-    except (NotFreeSwitch, install.InstallError, BundleMissing) as exc:
+    except (NotFreeSwitch, install.InstallError, BundleMissing, OSError) as exc:
         print(f"fs-guard install: {exc}", file=sys.stderr)
         return 2
     if not plan.changes:
@@ -96,20 +96,25 @@ def run_install(args: argparse.Namespace) -> int:
         _show(plan, True, [])
         return 0
     print(f"fs-guard install: {plan.conf_dir}")
-    _show(plan, False, install.apply_install(plan))
+    try:
+        done = install.apply_install(plan)
+    except OSError as exc:
+        print(f"fs-guard install: {exc} (run fs-guard uninstall to undo what was written)", file=sys.stderr)
+        return 2
+    _show(plan, False, done)
     return 0
 
 
 def run_uninstall(args: argparse.Namespace) -> int:
     try:
         plan = install.plan_uninstall(args.conf_dir)
-    except install.InstallError as exc:
+        if args.dry_run:
+            print(f"fs-guard uninstall --dry-run: {len(plan.changes)} file(s) would change; nothing was written")
+            _show(plan, True, [])
+        else:
+            print(f"fs-guard uninstall: {plan.conf_dir}")
+            _show(plan, False, install.apply_uninstall(plan))
+    except (install.InstallError, OSError) as exc:
         print(f"fs-guard uninstall: {exc}", file=sys.stderr)
         return 2
-    if args.dry_run:
-        print(f"fs-guard uninstall --dry-run: {len(plan.changes)} file(s) would change; nothing was written")
-        _show(plan, True, [])
-    else:
-        print(f"fs-guard uninstall: {plan.conf_dir}")
-        _show(plan, False, install.apply_uninstall(plan))
     return 1 if plan.kept else 0
