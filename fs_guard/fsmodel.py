@@ -103,9 +103,8 @@ def always_true(condition: Element) -> bool:
     return set(attrs) == {"field", "expression"} and attrs["expression"] in _MATCH_ALL
 
 
-def extension_always_matches(extension: Element) -> bool:
-    conditions = extension.findall("condition")
-    return bool(conditions) and all(always_true(c) for c in conditions)
+def _always_matches(extension: Element) -> bool:
+    return all(always_true(c) for c in extension.findall("condition"))
 
 
 def continues(extension: Element) -> bool:
@@ -120,7 +119,9 @@ def leading_action(context: Element) -> Optional[Tuple[Element, Element]]:
     None when what runs first depends on the call (or nothing runs).
     """
     for extension in context.findall("extension"):
-        if not extension_always_matches(extension):
+        if not extension.findall("condition"):
+            continue  # matches nothing, adds nothing: hunting goes on
+        if not _always_matches(extension):
             return None
         for condition in extension.findall("condition"):
             actions = condition.findall("action")
