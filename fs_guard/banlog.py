@@ -11,6 +11,7 @@ put a second ``ip[`` on it.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -44,25 +45,35 @@ def quoted(value: Optional[str]) -> str:
     return f'"{escape(value)}"' if value else '""'
 
 
+@functools.lru_cache(maxsize=256)
 def token(value: Optional[str]) -> str:
     """A name such as a context: bare when it is a plain token, else quoted."""
     return value if value and len(value) <= 64 and _TOKEN.fullmatch(value) else quoted(value)
 
 
 class _Clock:
-    """ISO-8601 UTC timestamps with milliseconds; the seconds part is formatted once a second."""
+    """ISO-8601 UTC timestamps with milliseconds, formatted at most once per millisecond.
+
+    Each cache is one tuple, swapped whole, so threads never see half an update.
+    """
 
     def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
+        self._second: Tuple[int, str] = (-1, "")
+        self._milli: Tuple[int, str] = (-1, "")
 
     def stamp(self, now: Optional[float] = None) -> str:
-        now = time.time() if now is None else now
-        second = int(now)
-        if second != self._second:
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        return f"{self._prefix}.{int((now - second) * 1000):03d}+00:00"
+        milli = int((time.time() if now is None else now) * 1000)
+        cached, text = self._milli
+        if milli == cached:
+            return text
+        second, rest = divmod(milli, 1000)
+        cached, prefix = self._second
+        if second != cached:
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, prefix)
+        text = f"{prefix}.{rest:03d}+00:00"
+        self._milli = (milli, text)
+        return text
 
 
 _clock = _Clock()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 from fs_guard import banlog, host, state, stats
 from fs_guard.banlog import Fields
@@ -20,24 +20,29 @@ Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
 
 @functools.lru_cache(maxsize=4096)
-def _parse(text: str) -> Optional[Address]:
+def _parse(text: str) -> Tuple[Optional[Address], str]:
+    """The address and its canonical text, cached: scanners come back again and again."""
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
-        return None
+        return None, ""
     if isinstance(address, ipaddress.IPv6Address):
         if address.scope_id:
-            return None  # a link-local zone cannot be banned at the firewall
+            return None, ""  # a link-local zone cannot be banned at the firewall
         if address.ipv4_mapped is not None:
-            return address.ipv4_mapped
-    return address
+            address = address.ipv4_mapped
+    return address, str(address)
+
+
+def _address(text: Optional[str]) -> Tuple[Optional[Address], str]:
+    if not text or len(text) > 45:
+        return None, ""
+    return _parse(text.strip())
 
 
 def ban_address(text: Optional[str]) -> Optional[Address]:
     """The address as fail2ban should see it, or None if ``text`` is not a plain IP."""
-    if not text or len(text) > 45:
-        return None
-    return _parse(text.strip())
+    return _address(text)[0]
 
 
 #: What became of an offence. ``BANNED`` is also ``ban_outcome``'s answer when a line is due.
@@ -71,10 +76,11 @@ def report(config: Config, rules: Rules, reason: str, source_ip: Optional[str], 
     ``names`` are our own names (context, profile); ``texts`` came from the network.
     Fields are formatted once, for the ban line and the console line alike.
     """
-    address = ban_address(source_ip)
+    address, ip = _address(source_ip)
     outcome = ban_outcome(config, rules, address)
     fields = banlog.format_fields(names, texts)
-    ip = str(address) if address is not None else banlog.quoted(source_ip)
+    if address is None:
+        ip = banlog.quoted(source_ip)
     if outcome == BANNED:
         if state.BANLOG.write(config.ban_log_path, banlog.line(ip, reason, fields)):
             state.STATS.add(stats.BAN_LINES)
