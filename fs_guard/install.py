@@ -522,7 +522,8 @@ def plan_uninstall(conf_dir: str) -> Plan:
                         f"the original is {STATE_DIR}/{entry.backup}")
         else:
             changes.append(Change(entry.path, current, _bytes(reverted), "fs-guard's edits removed (the file changed since install)"))
-    steps = ('fs_cli -x "reloadxml"', "systemctl restart fail2ban") if changes else ()
+    jail = any(c.path.endswith((JAIL_FILE, FILTER_FILE)) for c in changes)
+    steps = (('fs_cli -x "reloadxml"',) + (("systemctl restart fail2ban",) if jail else ())) if changes else ()
     return Plan(conf_dir, tuple(changes), tuple(notes), steps, tuple(kept))
 
 
