@@ -146,14 +146,15 @@ def test_the_fail2ban_jail_reads_the_ban_log_in_the_log_directory(site, capsys):
 
 
 def test_an_existing_configuration_is_never_overwritten_and_names_the_ban_log(site, capsys):
-    mine = {"fail2ban": {"filename": "/srv/ban/toll.log", "deny_prefix": ["00"]}}
+    elsewhere = site.log.parent / "not-there"
+    mine = {"fail2ban": {"filename": f"{elsewhere}/toll.log", "deny_prefix": ["00"]}}
     site.tree.write("fs_guard.json", json.dumps(mine))
     before = site.tree.path("fs_guard.json").read_bytes()
     code, out = run(capsys, "install", *site.args())
     assert code == 0, out
     assert site.tree.path("fs_guard.json").read_bytes() == before
-    assert "logpath  = /srv/ban/toll.log\n" in (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
-    assert "/srv/ban does not exist" in out
+    assert f"logpath  = {elsewhere}/toll.log\n" in (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
+    assert f"{elsewhere} does not exist" in out and not elsewhere.exists()
 
 
 def test_the_shipped_configuration_is_installed_when_there_is_none(site, capsys):
