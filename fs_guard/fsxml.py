@@ -321,10 +321,24 @@ class XmlError(Exception):
         super().__init__(f"{origin}: {message}")
 
 
+_BARE_AMPERSAND = re.compile(r"&(?!(?:[A-Za-z][A-Za-z0-9]*|#[0-9]+|#x[0-9A-Fa-f]+);)")
+_QUOTED_VALUE = re.compile(r'(=[ \t]*")([^"\n]*)(")')
+
+
+def _as_strict_xml(text: str) -> str:
+    """What FreeSWITCH's lenient parser (ezxml) accepts, in a form expat accepts too.
+
+    ezxml takes a bare ``&`` and a ``<`` inside an attribute value (``expression="^<sip:"``)
+    literally; escaping them changes no line.
+    """
+    text = _BARE_AMPERSAND.sub("&amp;", text)
+    return _QUOTED_VALUE.sub(lambda m: m.group(1) + m.group(2).replace("<", "&lt;") + m.group(3), text)
+
+
 def parse(doc: Preprocessed) -> Element:
     """The element tree of a preprocessed document, every element traced to its source."""
     parser = expat.ParserCreate()
-    data = doc.text.encode("utf-8")
+    data = _as_strict_xml(doc.text).encode("utf-8")
     stack: List[Tuple[str, Dict[str, str], List[Element], Origin]] = []
     done: List[Element] = []
 

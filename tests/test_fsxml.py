@@ -109,3 +109,9 @@ def test_a_document_that_is_not_well_formed_is_reported_at_its_source_line(tree)
     with pytest.raises(fsxml.XmlError) as caught:
         fsxml.parse(fsxml.preprocess(str(tree.root)))
     assert caught.value.origin == fsxml.Origin(str(tree.path("f.xml")), 4)
+
+
+def test_what_freeswitchs_lenient_parser_accepts_is_read_too(tree):
+    top(tree, '<x name="a & b"/>\n<x name="^<sip:(.*)>$" data="&amp;&#38;"/>\n')
+    root = fsxml.parse(fsxml.preprocess(str(tree.root)))
+    assert [(e.get("name"), e.get("data")) for e in root.findall("x")] == [("a & b", ""), ("^<sip:(.*)>$", "&&")]
