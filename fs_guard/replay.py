@@ -32,13 +32,14 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO, Tuple, Union
 
-from fs_guard import offence
+from fs_guard import bundle, offence
 from fs_guard.banlog import Fields, format_line
 from fs_guard.config import Config, Network
 from fs_guard.rules import REGISTER_FAILURE, CallFacts, Rules, decide
 from fs_guard.traces import Event, Failure, Trace
 
 JAIL_SECTION = "fs-guard"
+JAIL_FILE = "jail.d/fs-guard.conf"
 #: fail2ban's own defaults (its jail.conf) for a key the jail file leaves out.
 FAIL2BAN_DEFAULTS = {"maxretry": "5", "findtime": "10m", "bantime": "10m", "ignoreip": ""}
 #: Distinct (context, number, user agent) decisions kept; the cache starts again past this.
@@ -111,16 +112,12 @@ def load_jail(path: str) -> Jail:
         raise JailError(f"{path}: {exc}") from None
 
 
-def shipped_jail_path() -> str:
-    """The jail fs-guard ships (``fail2ban/jail.d/fs-guard.conf`` beside the package in a source tree)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return os.path.join(root, "fail2ban", "jail.d", "fs-guard.conf")
-
-
 def shipped_jail() -> Jail:
-    """The shipped jail's values, or the same values built in when the file is not there."""
-    path = shipped_jail_path()
-    return load_jail(path) if os.path.exists(path) else Jail()
+    """The shipped jail's values (``fail2ban/jail.d/fs-guard.conf``), or the same values built in."""
+    try:
+        return load_jail(bundle.path(bundle.FAIL2BAN, JAIL_FILE))
+    except bundle.BundleMissing:
+        return Jail()
 
 
 def _networks(text: str) -> Tuple[Network, ...]:

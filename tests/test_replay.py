@@ -1,0 +1,581 @@
+"""fs-guard replay and demo: trace readers, the screen's decisions, fail2ban's window, the report."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import ipaddress
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import freeswitch
+import pytest
+
+from fs_guard import bundle, cli, replay, sofia_events, state, traces
+from fs_guard.banlog import format_line
+from fs_guard.commands import replay as command
+from fs_guard.config import compile_config
+from fs_guard.replay import Jail, JailError, Replay
+from fs_guard.traces import CALL, REGISTER_FAILURE, Trace, parse_time
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_LOG = Path(__file__).parent / "data" / "freeswitch-sample.log"
+T0 = 1795860000.0  # 2026-11-28T10:00:00Z
+JAIL = Jail(maxretry=5, findtime=180.0, bantime=86400.0)
+
+
+@pytest.fixture
+def utc(monkeypatch):
+    """FreeSWITCH's log has local times; read them as UTC for exact expectations."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def jsonl(path: Path, records: List[Dict[str, Any]], extra: str = "") -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records) + extra)
+    return path
+
+
+def call(at: float, ip: Optional[str] = "203.0.113.7", number: Optional[str] = "0044123456",
+         context: str = "public", ua: Optional[str] = None) -> Dict[str, Any]:
+    return {"time": at, "ip": ip, "context": context, "number": number, "ua": ua}
+
+
+def failure(at: float, ip: str = "192.0.2.77", user: str = "1000", **more: str) -> Dict[str, Any]:
+    return dict({"time": at, "kind": "register_failure", "ip": ip, "user": user}, **more)
+
+
+def events(path: Path, fmt: Optional[str] = None) -> List[tuple]:
+    return list(Trace(str(path), fmt).read())
+
+
+def replay_of(records: List[Dict[str, Any]], tmp_path: Path, jail: Jail = JAIL, config=None, ban_log=None):
+    engine = Replay(config or compile_config({}, None), jail, ban_log)
+    trace = Trace(str(jsonl(tmp_path / "trace.jsonl", records)))
+    engine.feed(trace.read())
+    return engine.report([trace])
+
+
+def run(capsys, *argv: str):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# -- reading traces ---------------------------------------------------------------------
+
+
+class TestTimes:
+    @pytest.mark.parametrize("text, seconds", [
+        ("2026-11-28T10:00:00Z", T0),
+        ("2026-11-28T10:00:00.250Z", T0 + 0.25),
+        ("2026-11-28T11:00:00+01:00", T0),
+        ("2026-11-28T10:00:00", T0),  # no offset: UTC
+        ("2026-11-28 10:00:00.5", T0 + 0.5),
+        ("2026-11-28T10:00:00.1234567Z", T0 + 0.123456),
+        ("1795860000", T0),
+        ("1795860000.5", T0 + 0.5),
+        (1795860000, T0),
+        (1795860000.25, T0 + 0.25),
+    ])
+    def test_iso_8601_and_epoch_seconds(self, text, seconds):
+        assert parse_time(text) == pytest.approx(seconds)
+
+    @pytest.mark.parametrize("value", ["yesterday", "2026-13-01T00:00:00Z", "", "nan", True, None, [1], float("inf")])
+    def test_anything_else_is_an_error(self, value):
+        with pytest.raises(ValueError):
+            parse_time(value)
+
+
+class TestJsonLines:
+    def test_fields_and_defaults(self, tmp_path):
+        path = jsonl(tmp_path / "t.jsonl", [
+            {"time": "2026-11-28T10:00:00Z", "ip": "203.0.113.7", "context": "public", "number": "0044", "ua": "x"},
+            {"time": T0 + 1, "number": "1001", "extra": "ignored"},
+            failure(T0 + 2, profile="internal", host="198.51.100.1", type="INVITE", ua="sipcli"),
+        ])
+        assert events(path) == [
+            (T0, CALL, "203.0.113.7", "public", "0044", "x", None),
+            (T0 + 1, CALL, None, "", "1001", None, None),
+            (T0 + 2, REGISTER_FAILURE, "192.0.2.77", "", "1000", "sipcli", ("internal", "198.51.100.1", "INVITE")),
+        ]
+
+    def test_bad_lines_are_counted_with_their_numbers_and_skipped(self, tmp_path):
+        path = tmp_path / "t.jsonl"
+        path.write_text("\n".join([
+            json.dumps(call(T0)),
+            "not json",
+            "",  # blank lines are not bad
+            json.dumps({"ip": "203.0.113.7"}),
+            json.dumps(call(T0, number=1001)),
+            json.dumps({"time": T0, "kind": "invite"}),
+            "[1, 2]",
+            json.dumps(call(T0)) + " {}",
+            "   " + json.dumps(call(T0 + 1)),  # leading blanks are fine
+            json.dumps({"time": "last tuesday"}),
+        ]) + "\n")
+        trace = Trace(str(path))
+        assert [e[0] for e in trace.read()] == [T0, T0 + 1]
+        assert (trace.lines, trace.events, trace.bad) == (10, 2, 7)
+        assert [b.line for b in trace.bad_lines] == [2, 4, 5, 6, 7, 8, 10]
+        errors = [b.error for b in trace.bad_lines]
+        assert errors[0].startswith("not JSON") and errors[1] == "missing time"
+        assert "must be text" in errors[2] and "kind must be" in errors[3] and "JSON object" in errors[4]
+
+    def test_only_the_first_bad_lines_are_kept_but_all_are_counted(self, tmp_path):
+        path = tmp_path / "t.jsonl"
+        path.write_text("garbage\n" * 100)
+        trace = Trace(str(path))
+        assert list(trace.read()) == []
+        assert trace.bad == 100 and len(trace.bad_lines) == traces.MAX_BAD_SHOWN
+
+
+class TestCsv:
+    def test_a_header_names_the_columns_in_any_order(self, tmp_path):
+        path = tmp_path / "t.csv"
+        path.write_text(
+            "number,time,ip,context,ua,kind,user,profile\n"
+            '"0044,1",2026-11-28T10:00:00Z,203.0.113.7,public,"a ""quoted"" ua",,,\n'
+            ",1795860001,192.0.2.77,,friendly-scanner,register_failure,1000,internal\n"
+        )
+        assert events(path) == [
+            (T0, CALL, "203.0.113.7", "public", "0044,1", 'a "quoted" ua', None),
+            (T0 + 1, REGISTER_FAILURE, "192.0.2.77", "", "1000", "friendly-scanner", ("internal", None, None)),
+        ]
+
+    def test_without_a_header_the_documented_order_applies(self, tmp_path):
+        path = tmp_path / "t.csv"
+        path.write_text("1795860000,call,203.0.113.7,public,0044,\n"
+                        "1795860001,register_failure,192.0.2.77,,,sipcli,1000,internal,198.51.100.1,REGISTER\n")
+        assert events(path) == [
+            (T0, CALL, "203.0.113.7", "public", "0044", None, None),
+            (T0 + 1, REGISTER_FAILURE, "192.0.2.77", "", "1000", "sipcli", ("internal", "198.51.100.1", "REGISTER")),
+        ]
+
+    def test_bad_rows_are_counted_with_their_line_numbers(self, tmp_path):
+        path = tmp_path / "t.csv"
+        path.write_text("time,ip,number\n"
+                        "1795860000,203.0.113.7,0044\n"
+                        "1795860000,203.0.113.7\n"
+                        "\n"
+                        "soon,203.0.113.7,0044\n"
+                        '1795860001,"203.0.113.7\nstill the same row",0044\n'
+                        "1795860002,203.0.113.8,1\n")
+        trace = Trace(str(path))
+        assert [e[0] for e in trace.read()] == [T0, T0 + 1, T0 + 2]
+        assert [(b.line, b.error.split(" ")[0]) for b in trace.bad_lines] == [(3, "2"), (5, "time")]
+        assert trace.lines == 8
+
+
+class TestFreeSwitchLog:
+    def test_the_sample_log(self, utc):
+        trace = Trace(str(SAMPLE_LOG))
+        assert list(trace.read()) == [
+            # 1.10.12: uuid, CPU idle, "receiving invite" at INFO with call-id
+            (T0 + 1.25, CALL, "203.0.113.7", "public", "0044207946000", None, None),
+            # one call, two dialplan hunts (public transfers to default): the screen runs in both
+            (T0 + 2.01, CALL, "198.51.100.200", "public", "1000", None, None),
+            (T0 + 2.03, CALL, "198.51.100.200", "default", "1000", None, None),
+            # 1.6: no CPU column, invite at DEBUG without call-id; IPv6 source; a hostile display name
+            (T0 + 3.5, CALL, "2001:db8::bad", "public", "011972595123", None, None),
+            # a call-id that repeats "receiving invite from" cannot move the address
+            (T0 + 4.1, CALL, "203.0.113.50", "public", "+4420", None, None),
+            # lines without uuids: paired with the latest invite
+            (T0 + 5.01, CALL, "198.51.100.10", "default", "1001", None, None),
+            # auth failures; challenges and "Can't find user" are not read (the failure line follows them)
+            (T0 + 6, REGISTER_FAILURE, "192.0.2.77", "", "1000", None, ("internal", "198.51.100.1", "REGISTER")),
+            (T0 + 6.5, REGISTER_FAILURE, "192.0.2.78", "", "] from ip 1.2.3.4", None, ("internal", "", "INVITE")),
+        ]
+        assert (trace.format, trace.lines, trace.events) == ("fslog", 27, 8)
+        assert [b.line for b in trace.bad_lines] == [25, 26]
+
+    def test_a_dialplan_line_without_its_invite_line_has_no_address(self, tmp_path, utc):
+        path = tmp_path / "freeswitch.log"
+        path.write_text("2026-11-28 10:00:00.000000 [INFO] mod_dialplan_xml.c:639 Processing a <b>->0044 in context public\n")
+        assert events(path) == [(T0, CALL, None, "public", "0044", None, None)]
+
+    def test_timestamps_are_local_time(self, tmp_path, monkeypatch):
+        path = tmp_path / "freeswitch.log"
+        path.write_text("2026-11-28 11:00:00.000000 [INFO] mod_dialplan_xml.c:639 Processing a <b>->1 in context public\n")
+        monkeypatch.setenv("TZ", "CET-1")
+        time.tzset()
+        try:
+            assert events(path)[0][0] == T0
+        finally:
+            monkeypatch.undo()
+            time.tzset()
+
+
+class TestFiles:
+    def test_gzip_is_read_transparently_whatever_the_name(self, tmp_path):
+        plain = jsonl(tmp_path / "t.jsonl", [call(T0), call(T0 + 1)])
+        packed = tmp_path / "t.data"
+        packed.write_bytes(gzip.compress(plain.read_bytes()))
+        trace = Trace(str(packed))
+        assert list(trace.read()) == events(plain) and trace.format == "jsonl"  # from the content
+
+    def test_a_cut_gzip_file_keeps_what_was_read_and_reports_a_bad_line(self, tmp_path):
+        data = gzip.compress("".join(json.dumps(call(T0 + i)) + "\n" for i in range(2000)).encode())
+        path = tmp_path / "t.jsonl.gz"
+        path.write_bytes(data[: len(data) // 2])
+        trace = Trace(str(path))
+        got = list(trace.read())
+        assert 0 < len(got) < 2000 and trace.bad == 1
+        assert "cut or corrupt" in trace.bad_lines[0].error
+
+    @pytest.mark.parametrize("name, first, fmt", [
+        ("a.jsonl", "x", "jsonl"), ("a.ndjson.gz", "x", "jsonl"), ("a.csv", "{", "csv"), ("freeswitch.log", "{", "fslog"),
+        ("trace", '{"time": 1}', "jsonl"), ("freeswitch.log.1", "2026-11-28 10:00:00.000100 [INFO] x.c:1 y", "fslog"),
+        ("export.txt", "time,ip,number", "csv"),
+        ("console.txt", "8398b0ce-8012-4f1e-b466-92022bf4471c 2026-11-28 10:00:00.000100 97.53% [INFO] x.c:1 y", "fslog"),
+    ])
+    def test_format_by_extension_else_by_content(self, name, first, fmt):
+        assert traces.detect_format(name, first) == fmt
+
+
+# -- the replay: decisions, counts, fail2ban ----------------------------------------------
+
+
+class TestReport:
+    def test_counts_by_reason_context_and_address(self, tmp_path):
+        report = replay_of([
+            call(T0, number="0044123"),
+            call(T0 + 1, number="+44123"),
+            call(T0 + 2, number="1234567890123"),
+            call(T0 + 3, number="1001", context="default", ip="198.51.100.10"),
+            call(T0 + 4, number="0049", context="default", ip="198.51.100.10"),
+            call(T0 + 5, number=None, ip="2001:db8::1"),
+            failure(T0 + 6),
+            failure(T0 + 7),
+        ], tmp_path)
+        assert (report.calls, report.accepted, report.rejected, report.register_failures) == (6, 1, 5, 2)
+        assert dict(report.by_reason) == {"deny_prefix": 3, "too_long": 1, "empty_number": 1, "register_failure": 2}
+        assert report.by_context == (("public", 4), ("default", 1))
+        assert dict(report.ban_lines) == {"banned": 7}
+        assert [(o.address, o.offences) for o in report.offenders] == [
+            ("203.0.113.7", 3), ("192.0.2.77", 2), ("198.51.100.10", 1), ("2001:db8::1", 1)]
+        assert report.offenders[0].reasons == (("deny_prefix", 2), ("too_long", 1))
+        assert (report.first, report.last) == (T0, T0 + 7)
+        assert report.bans == ()
+
+    def test_offences_without_a_ban_line_are_counted_by_why_and_never_feed_fail2ban(self, tmp_path):
+        config = compile_config({"trusted_networks": ["198.51.100.0/24"],
+                                 "contexts": {"lab": {"monitor": True}, "quiet": {"ban": False}}}, None)
+        records = [call(T0 + i, ip="198.51.100.7") for i in range(6)]
+        records += [call(T0 + i, ip="203.0.113.7", context="lab") for i in range(6)]
+        records += [call(T0 + i, ip="203.0.113.8", context="quiet") for i in range(6)]
+        records += [call(T0 + i, ip="not-an-ip") for i in range(6)]
+        report = replay_of(records, tmp_path, config=config)
+        assert dict(report.ban_lines) == {"trusted network": 6, "monitor": 6, "ban lines off": 6,
+                                          "no valid source address": 6}
+        assert (report.rejected, report.monitored) == (18, 6)
+        assert report.bans == ()
+
+    def test_an_ipv4_mapped_address_is_the_ipv4_address(self, tmp_path):
+        report = replay_of([call(T0, ip="::ffff:203.0.113.7"), call(T0 + 1, ip="203.0.113.7")], tmp_path)
+        assert [(o.address, o.offences) for o in report.offenders] == [("203.0.113.7", 2)]
+
+
+class TestFail2banWindow:
+    """maxretry 5 within findtime 180 s, bantime 1 day (the shipped jail)."""
+
+    def bans(self, tmp_path, times, jail=JAIL, ip="203.0.113.7"):
+        report = replay_of([call(T0 + t, ip=ip) for t in times], tmp_path, jail=jail)
+        return [(b.address, b.at - T0) for b in report.bans], report
+
+    def test_five_failures_exactly_findtime_apart_end_to_end_ban(self, tmp_path):
+        assert self.bans(tmp_path, [0, 45, 90, 135, 180])[0] == [("203.0.113.7", 180)]
+
+    def test_one_second_beyond_findtime_does_not(self, tmp_path):
+        assert self.bans(tmp_path, [0, 45, 90, 135, 181])[0] == []
+
+    def test_the_window_slides(self, tmp_path):
+        # at 181 the failure at 0 has left the window; at 200 the five since 100 are within 180 s
+        assert self.bans(tmp_path, [0, 100, 150, 170, 181, 200])[0] == [("203.0.113.7", 200)]
+        # at 280 the failure at 100 is exactly findtime old and still counts; at 290 it is out
+        assert self.bans(tmp_path, [0, 100, 150, 170, 280, 290])[0] == []
+        assert self.bans(tmp_path, [0, 100, 150, 170, 270, 280])[0] == [("203.0.113.7", 280)]
+
+    def test_four_failures_never_ban(self, tmp_path):
+        bans, report = self.bans(tmp_path, [0, 1, 2, 3])
+        assert bans == [] and report.offenders[0].offences == 4
+
+    def test_attempts_while_banned_are_stopped_and_do_not_count(self, tmp_path):
+        day = 86400
+        times = [0, 1, 2, 3, 4] + [5, 6, 7, 8, 9] + [day + 4] + [day + 10, day + 11, day + 12, day + 13]
+        bans, report = self.bans(tmp_path, times)
+        # banned at 4 until day + 4: the five in between are dropped at the firewall; at day + 4
+        # exactly the ban is over and counting starts again from zero: the fifth failure is day + 13
+        assert bans == [("203.0.113.7", 4), ("203.0.113.7", day + 13)]
+        assert report.stopped == 5 and report.offenders[0].stopped == 5 and report.offenders[0].bans == 2
+
+    def test_accepted_calls_from_a_banned_address_are_stopped_too(self, tmp_path):
+        records = [call(T0 + i) for i in range(5)] + [call(T0 + 10, number="1001")]
+        report = replay_of(records, tmp_path)
+        assert report.stopped == 1
+
+    def test_register_failures_count_toward_the_ban(self, tmp_path):
+        records = [call(T0, ip="192.0.2.77"), call(T0 + 1, ip="192.0.2.77")] + [failure(T0 + i) for i in (2, 3, 4)]
+        assert [b.at for b in replay_of(records, tmp_path).bans] == [T0 + 4]
+
+    def test_input_order_does_not_matter(self, tmp_path):
+        assert self.bans(tmp_path, [180, 90, 0, 135, 45])[0] == [("203.0.113.7", 180)]
+
+    def test_bantime_minus_one_is_for_ever(self, tmp_path):
+        jail = Jail(maxretry=2, findtime=10, bantime=float("inf"))
+        bans, report = self.bans(tmp_path, [0, 1, 10 ** 7, 10 ** 7 + 1], jail=jail)
+        assert bans == [("203.0.113.7", 1)] and report.stopped == 2
+
+    def test_addresses_in_ignoreip_are_never_banned(self, tmp_path):
+        jail = Jail(maxretry=2, findtime=10, bantime=60, ignore=(ipaddress.ip_network("203.0.113.0/24"),))
+        bans, report = self.bans(tmp_path, [0, 1, 2], jail=jail)
+        assert bans == [] and report.ignored_by_jail == ("203.0.113.7",)
+
+
+class TestJail:
+    def test_the_shipped_jail(self):
+        jail = replay.shipped_jail()
+        assert (jail.maxretry, jail.findtime, jail.bantime) == (5, 180, 86400)
+        assert jail.source.endswith(os.path.join("fail2ban", "jail.d", "fs-guard.conf"))
+
+    def test_without_the_shipped_jail_the_same_values_are_built_in(self, monkeypatch):
+        def missing(*_):
+            raise bundle.BundleMissing("gone")
+        monkeypatch.setattr(bundle, "path", missing)
+        assert replay.shipped_jail() == Jail()
+
+    def test_fail2ban_time_units_a_local_override_and_fail2ban_defaults(self, tmp_path):
+        (tmp_path / "j.conf").write_text("[DEFAULT]\nbantime = 1h\n[fs-guard]\nmaxretry = 3\nfindtime = 1m30s\n"
+                                         "ignoreip = 127.0.0.1/8 ::1 pbx.example.com\n")
+        (tmp_path / "j.local").write_text("[fs-guard]\nmaxretry = 4\n")
+        jail = replay.load_jail(str(tmp_path / "j.conf"))
+        assert (jail.maxretry, jail.findtime, jail.bantime) == (4, 90, 3600)
+        assert [str(n) for n in jail.ignore] == ["127.0.0.0/8", "::1/128"]
+        (tmp_path / "k.conf").write_text("[fs-guard]\nbantime = -1\n")
+        jail = replay.load_jail(str(tmp_path / "k.conf"))
+        assert (jail.maxretry, jail.findtime, jail.bantime) == (5, 600, float("inf"))
+
+    @pytest.mark.parametrize("text", ["[other]\nmaxretry = 5\n", "[fs-guard]\nmaxretry = many\n",
+                                      "[fs-guard]\nfindtime = soon\n", "no section"])
+    def test_a_bad_jail_is_an_error(self, tmp_path, text):
+        (tmp_path / "j.conf").write_text(text)
+        with pytest.raises(JailError):
+            replay.load_jail(str(tmp_path / "j.conf"))
+
+
+# -- the screen's own decisions -------------------------------------------------------------
+
+SCREEN_CONFIG = {
+    "allowed_characters": "0123456789+",
+    "deny_prefix": ["00", "+", "011"],
+    "deny_user_agent": ["sipvicious", "friendly-scanner"],
+    "trusted_networks": ["192.0.2.0/24"],
+    "contexts": {
+        "default": {"destination_number_max_len": 16, "allow_prefix": ["1", "0"]},
+        "lab": {"monitor": True},
+        "quiet": {"ban": False},
+    },
+}
+SCREEN_CASES = [  # (number, context, source address, user agent)
+    ("1001", "default", "198.51.100.10", "Yealink SIP-T46S"),
+    ("0044123456", "public", "203.0.113.7", "friendly-scanner"),
+    ("+4420794600", "public", "203.0.113.7", None),
+    ("01144123", "public", "203.0.113.7", None),
+    ("1234567890123", "public", "::ffff:203.0.113.8", None),
+    ("1234567890123", "default", "203.0.113.8", None),
+    ("", "public", "203.0.113.9", None),
+    (None, "public", "203.0.113.9", None),
+    ("12a", "public", "2001:db8::1", None),
+    ("1001", "public", "203.0.113.10", "SIPVicious-scan 0.3"),
+    ("2001", "default", "203.0.113.14", None),
+    ("0049", "default", "192.0.2.10", None),
+    ("0049", "lab", "203.0.113.11", None),
+    ("0049", "quiet", "203.0.113.12", None),
+    ("0049", "public", "not-an-ip", None),
+    ("0049", "public", None, None),
+    ("0049", "", "203.0.113.15", None),
+    ('00"] ip[6.6.6.6]\nx', "public", "203.0.113.13", 'ua\x00"\u00e9'),
+    ("1001", "public", "203.0.113.16", "x" * 70000),
+]
+
+
+class TestSameAsTheScreen:
+    def test_every_decision_and_ban_line_is_the_screens(self, call, ban_log, write_config, tmp_path, capsys):
+        write_config(SCREEN_CONFIG)
+        sessions = [call(number, context=context, ip=ip, ua=ua) for number, context, ip, ua in SCREEN_CASES]
+        screen_lines = ban_log.lines()
+        trace = jsonl(tmp_path / "trace.jsonl", [
+            {"time": T0 + i, "ip": ip, "context": context, "number": number, "ua": ua}
+            for i, (number, context, ip, ua) in enumerate(SCREEN_CASES)
+        ])
+        out_path = tmp_path / "would-ban.log"
+        code, out, _ = run(capsys, "replay", str(trace), "--ban-log", str(out_path), "--json")
+        assert code == 0
+        report = json.loads(out)
+        replay_lines = out_path.read_text(encoding="ascii").splitlines()
+        assert len(screen_lines) == 12
+        assert [line.split(" ", 1)[1] for line in replay_lines] == [line.split(" ", 1)[1] for line in screen_lines]
+        rejected = sum(s.hangupCause() == "CALL_REJECTED" for s in sessions)
+        stats = state.STATS.snapshot()
+        assert report["rejected"] == rejected == stats["calls_rejected"]
+        assert report["monitor_would_reject"] == stats.get("monitor_would_reject", 0) == 1
+        assert report["accepted"] == stats["calls_accepted"]
+        assert report["ban_lines"]["trusted network"] == stats["not_banned_trusted"] == 1
+        assert report["ban_lines"]["no valid source address"] == stats["not_banned_bad_address"] == 2
+
+    def test_each_call_alone_gets_the_screens_verdict(self, call, write_config, tmp_path):
+        write_config(SCREEN_CONFIG)
+        config = state.CONFIG.current()
+        for number, context, ip, ua in SCREEN_CASES:
+            session = call(number, context=context, ip=ip, ua=ua)
+            report = replay_of([{"time": T0, "ip": ip, "context": context, "number": number, "ua": ua}],
+                               tmp_path, config=config)
+            screened = "rejected" if session.hangupCause() == "CALL_REJECTED" else "passed"
+            replayed = "rejected" if report.rejected else "passed"
+            assert (number, context, screened) == (number, context, replayed)
+
+    def test_register_failure_lines_are_the_hooks(self, ban_log, write_config, tmp_path):
+        write_config({"trusted_networks": ["198.51.100.0/24"]})
+        cases = [("203.0.113.7", "1000", "friendly-scanner", "REGISTER"), ("::ffff:192.0.2.5", "1001", None, "INVITE"),
+                 ("198.51.100.3", "1002", "x", "REGISTER"), ("garbage", "1003", "y", "REGISTER"),
+                 ("2001:db8::7", 'a"] ip[6.6.6.6]', "z\n", "REGISTER")]
+        for ip, user, ua, kind in cases:
+            event = freeswitch.Event("CUSTOM", "sofia::register_failure")
+            for name, value in [("profile-name", "internal"), ("to-user", user), ("to-host", "198.51.100.1"),
+                                ("network-ip", ip), ("user-agent", ua), ("registration-type", kind)]:
+                if value is not None:
+                    event.addHeader(name, value)
+            sofia_events.handle(event)
+        hook_lines = ban_log.lines()
+        out = io.StringIO()
+        report = replay_of([failure(T0 + i, ip=ip, user=user, ua=ua, profile="internal", host="198.51.100.1", type=kind)
+                            for i, (ip, user, ua, kind) in enumerate(cases)],
+                           tmp_path, config=state.CONFIG.current(), ban_log=out)
+        assert [line.split(" ", 1)[1] for line in out.getvalue().splitlines()] == [
+            line.split(" ", 1)[1] for line in hook_lines]
+        assert len(hook_lines) == 3 and report.register_failures == 5
+
+    def test_ban_log_lines_carry_the_traces_times(self, tmp_path, capsys):
+        trace = jsonl(tmp_path / "t.jsonl", [call(T0 + 0.25, ua="friendly-scanner"), failure(T0 + 1, ua="sipcli")])
+        out = tmp_path / "b.log"
+        assert run(capsys, "replay", str(trace), "--ban-log", str(out))[0] == 0
+        assert out.read_text().splitlines() == [
+            format_line("203.0.113.7", "deny_prefix", (("context", "public"),),
+                        (("dest", "0044123456"), ("ua", "friendly-scanner")), now=T0 + 0.25),
+            format_line("192.0.2.77", "register_failure", (("profile", None),),
+                        (("user", "1000"), ("host", None), ("ua", "sipcli"), ("type", None)), now=T0 + 1),
+        ]
+        assert out.read_text().startswith("2026-11-28T10:00:00.250+00:00 ip[203.0.113.7] reason=deny_prefix ")
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+class TestCommand:
+    def test_json_report(self, tmp_path, capsys, utc):
+        trace = jsonl(tmp_path / "t.jsonl", [call(T0 + i) for i in range(5)] + [call(T0 + 9, number="1001")], "oops\n")
+        code, out, err = run(capsys, "replay", str(trace), str(SAMPLE_LOG), "--json")
+        assert code == 0 and err == ""
+        report = json.loads(out)
+        assert [(f["format"], f["lines"], f["events"], f["bad"]) for f in report["files"]] == [
+            ("jsonl", 7, 6, 1), ("fslog", 27, 8, 2)]
+        assert report["files"][0]["bad_lines"] == [{"line": 7, "error": report["files"][0]["bad_lines"][0]["error"]}]
+        assert (report["calls"], report["accepted"], report["rejected"], report["register_failures"]) == (12, 5, 7, 2)
+        assert report["offences_by_reason"] == {"deny_prefix": 6, "register_failure": 2, "too_long": 1}
+        assert report["rejected_by_context"] == {"public": 7}
+        # 203.0.113.7: the trace's offences at +0..+4 s and the log's at +1.25 s: the fifth is at +3 s
+        assert report["bans"] == [{"address": "203.0.113.7", "at": "2026-11-28T10:00:03.000Z",
+                                   "until": "2026-11-29T10:00:03.000Z", "failures": 5}]
+        assert report["stopped_by_firewall"] == 2  # the offence at +4 s and the accepted call at +9 s
+        assert report["top_offenders"][0] == {"address": "203.0.113.7", "offences": 6,
+                                              "reasons": {"deny_prefix": 5, "too_long": 1}, "bans": 1, "stopped": 2}
+        assert report["jail"]["maxretry"] == 5 and report["first"] == "2026-11-28T10:00:00.000Z"
+
+    def test_text_report(self, tmp_path, capsys):
+        trace = jsonl(tmp_path / "t.jsonl", [call(T0 + i) for i in range(5)], "oops\n")
+        code, out, _ = run(capsys, "replay", str(trace))
+        assert code == 0
+        assert "calls:                      5   accepted 0, rejected 5" in out
+        assert "fail2ban would ban 1 address (1 ban):" in out
+        assert "2026-11-28T10:00:04.000Z  203.0.113.7" in out
+        assert f"{trace}:6: not JSON" in out
+
+    def test_progress_only_on_a_terminal(self, tmp_path, capsys, monkeypatch):
+        trace = jsonl(tmp_path / "t.jsonl", [call(T0 + i) for i in range(50)])
+        run(capsys, "replay", str(trace))
+        assert capsys.readouterr().err == ""
+
+        class Terminal(io.StringIO):
+            def isatty(self):
+                return True
+
+        terminal = Terminal()
+        monkeypatch.setattr(traces, "PROGRESS_EVERY", 16)
+        monkeypatch.setattr(sys, "stderr", terminal)
+        assert cli.main(["replay", str(trace)]) == 0
+        assert "t.jsonl: 48 lines" in terminal.getvalue() and terminal.getvalue().endswith("\r\x1b[K")
+
+    def test_errors(self, tmp_path, capsys, write_config, ban_log):
+        assert run(capsys, "replay", str(tmp_path / "missing.jsonl"))[0] == 2
+        (tmp_path / "j.conf").write_text("[other]\n")
+        trace = jsonl(tmp_path / "t.jsonl", [call(T0)])
+        code, _, err = run(capsys, "replay", str(trace), "--jail", str(tmp_path / "j.conf"))
+        assert code == 2 and "[fs-guard]" in err
+        code, _, err = run(capsys, "replay", str(trace), "--ban-log", str(ban_log.path))
+        assert code == 2 and "refusing" in err and not ban_log.path.exists()
+        write_config({"denny_prefix": ["00"]})
+        code, _, err = run(capsys, "replay", str(trace))
+        assert code == 2 and "denny_prefix" in err
+
+    def test_the_configuration_is_the_screens(self, tmp_path, capsys, write_config):
+        write_config({"deny_prefix": ["9"]})
+        trace = jsonl(tmp_path / "t.jsonl", [call(T0, number="0044"), call(T0, number="900")])
+        report = json.loads(run(capsys, "replay", str(trace), "--json")[1])
+        assert report["offences_by_reason"] == {"deny_prefix": 1} and report["config"].endswith("fs_guard.json")
+
+
+class TestDemo:
+    def test_demo_replays_the_bundled_trace_on_the_built_in_defaults(self, capsys, write_config):
+        write_config({"deny_prefix": ["9"]})  # a located configuration does not change the demo
+        code, out, _ = run(capsys, "demo", "--json")
+        assert code == 0
+        report = json.loads(out)
+        assert report["config"] is None and report["files"][0]["path"] == command.BUNDLED_TRACE
+        assert report["files"][0]["bad"] == 0 and 3000 <= report["events"] <= 5000
+        assert set(report["offences_by_reason"]) == {"too_long", "deny_prefix", "register_failure"}
+        assert report["banned_addresses"] == 6 and report["stopped_by_firewall"] > 1000
+        banned = {ban["address"] for ban in report["bans"]}
+        assert "203.0.113.45" not in banned  # the slow scanner stays under maxretry in findtime
+        assert "198.51.100.23" not in banned  # the phone with a stale password
+        assert json.loads(run(capsys, "replay", "--json")[1]) == report
+
+    def test_the_bundled_trace_uses_documentation_addresses_only(self):
+        networks = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")]
+        addresses = {event[2] for event in Trace(command.BUNDLED_TRACE).read()}
+        assert addresses and all(any(ipaddress.ip_address(a) in n for n in networks) for a in addresses)
+
+    def test_the_generator_makes_the_bundled_trace_byte_for_byte(self, tmp_path):
+        out = tmp_path / "trace.jsonl.gz"
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "make_attack_trace.py"), "-o", str(out)],
+                       check=True, capture_output=True)
+        assert out.read_bytes() == Path(command.BUNDLED_TRACE).read_bytes()
+
+    def test_the_generator_writes_the_same_attempts_as_csv_and_freeswitch_log(self, tmp_path, utc):
+        script = str(ROOT / "scripts" / "make_attack_trace.py")
+        for fmt, name in (("csv", "t.csv"), ("fslog", "freeswitch.log")):
+            subprocess.run([sys.executable, script, "--format", fmt, "-o", str(tmp_path / name)],
+                           check=True, capture_output=True, env=dict(os.environ, TZ="UTC"))
+        as_json = [e for e in Trace(command.BUNDLED_TRACE).read()]
+        as_csv = [e for e in Trace(str(tmp_path / "t.csv")).read()]
+        as_log = [e for e in Trace(str(tmp_path / "freeswitch.log")).read()]
+        assert as_csv == as_json
+        assert [e[1:5] for e in as_log] == [e[1:5] for e in as_json]
+        assert all(abs(a[0] - b[0]) < 0.001 for a, b in zip(as_log, as_json))
