@@ -421,7 +421,7 @@ class TestSameAsTheScreen:
         assert code == 0
         report = json.loads(out)
         replay_lines = out_path.read_text(encoding="ascii").splitlines()
-        assert len(screen_lines) == 12
+        assert len(screen_lines) == 11
         assert [line.split(" ", 1)[1] for line in replay_lines] == [line.split(" ", 1)[1] for line in screen_lines]
         rejected = sum(s.hangupCause() == "CALL_REJECTED" for s in sessions)
         stats = state.STATS.snapshot()
