@@ -142,6 +142,7 @@ class Ban:
 @dataclass(frozen=True)
 class Offender:
     address: str  # as given when it is not a valid IP ("" when missing)
+    attempts: int  # calls and register failures from it, offences or not
     offences: int
     reasons: Tuple[Tuple[str, int], ...]
     bans: int
@@ -331,7 +332,8 @@ class Replay:
             by_context=_ranked(by_context),
             ban_lines=_ranked(by_outcome),
             offenders=tuple(
-                Offender(text, sum(counts.values()), _ranked(counts), ban_count[text], stopped[text])
+                Offender(text, len(self._attempts[text][0]) if text in self._attempts else sum(counts.values()),
+                         sum(counts.values()), _ranked(counts), ban_count[text], stopped[text])
                 for text, counts in ranked[:top]
             ),
             bans=tuple(bans),

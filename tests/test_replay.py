@@ -495,7 +495,7 @@ class TestCommand:
         assert report["bans"] == [{"address": "203.0.113.7", "at": "2026-11-28T10:00:03.000Z",
                                    "until": "2026-11-29T10:00:03.000Z", "failures": 5}]
         assert report["stopped_by_firewall"] == 2  # the offence at +4 s and the accepted call at +9 s
-        assert report["top_offenders"][0] == {"address": "203.0.113.7", "offences": 6,
+        assert report["top_offenders"][0] == {"address": "203.0.113.7", "attempts": 7, "offences": 6,
                                               "reasons": {"deny_prefix": 5, "too_long": 1}, "bans": 1, "stopped": 2}
         assert report["jail"]["maxretry"] == 5 and report["first"] == "2026-11-28T10:00:00.000Z"
 

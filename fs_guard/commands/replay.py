@@ -192,8 +192,8 @@ def report_json(report: Report) -> Dict[str, Any]:
         "rejected_by_context": _pairs(report.by_context),
         "ban_lines": _pairs(report.ban_lines),
         "top_offenders": [
-            {"address": o.address, "offences": o.offences, "reasons": _pairs(o.reasons), "bans": o.bans,
-             "stopped": o.stopped}
+            {"address": o.address, "attempts": o.attempts, "offences": o.offences, "reasons": _pairs(o.reasons),
+             "bans": o.bans, "stopped": o.stopped}
             for o in report.offenders
         ],
         "bans": [{"address": b.address, "at": iso(b.at), "until": iso(b.until), "failures": b.failures}
@@ -227,10 +227,11 @@ def render(report: Report) -> str:
     _table(lines, "rejected calls by context:", [(name or "(none)", n) for name, n in report.by_context])
     if report.offenders:
         lines += ["", "top offending addresses:",
-                  f"  {'address':<40} {'offences':>8} {'bans':>5} {'stopped':>8}  reasons"]
+                  f"  {'address':<28} {'attempts':>8} {'offences':>8} {'bans':>4} {'stopped':>8}  reasons"]
         for o in report.offenders:
             reasons = ", ".join(f"{reason} {count:,}" for reason, count in o.reasons)
-            lines.append(f"  {o.address or '(none)':<40} {o.offences:>8,} {o.bans:>5} {o.stopped:>8,}  {reasons}")
+            lines.append(f"  {o.address or '(none)':<28} {o.attempts:>8,} {o.offences:>8,} {o.bans:>4} "
+                         f"{o.stopped:>8,}  {reasons}")
     lines.append("")
     banned = len({b.address for b in report.bans})
     if report.bans:
@@ -238,7 +239,7 @@ def render(report: Report) -> str:
                      f"({len(report.bans):,} ban{'s' if len(report.bans) != 1 else ''}):")
         for ban in report.bans[:SHOWN]:
             until = iso(ban.until) or "for ever"
-            lines.append(f"  {iso(ban.at)}  {ban.address:<40} until {until}")
+            lines.append(f"  {iso(ban.at)}  {ban.address:<28} until {until}")
         if len(report.bans) > SHOWN:
             lines.append(f"  ... and {len(report.bans) - SHOWN:,} more (--json lists them all)")
         lines.append(f"attempts dropped at the firewall while banned: {report.stopped:,}")
