@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import tempfile
 from typing import List
 
 from harness import ROOT, Row, interleaved

@@ -6,10 +6,9 @@ every call; this one stays imported.
 
 from __future__ import annotations
 
-import traceback
 from typing import Any
 
-from fs_guard import banlog, host, offence, state, stats
+from fs_guard import errors, offence, state, stats
 from fs_guard.config import Config
 from fs_guard.rules import INTERNAL_ERROR, CallFacts, decide
 
@@ -45,7 +44,6 @@ def screen(session: Any, args: str) -> None:
 
 
 def _internal_error(session: Any, config: Config | None, exc: Exception) -> None:
-    state.STATS.add(stats.ERRORS)
     reject = config.reject_on_error if config is not None else True
     if reject:
         try:
@@ -53,13 +51,4 @@ def _internal_error(session: Any, config: Config | None, exc: Exception) -> None
             state.STATS.add_each(stats.CALLS_REJECTED, stats.REJECTED_PREFIX + INTERNAL_ERROR)
         except Exception:
             pass
-    held = state.ERROR_REPORTS.allow()
-    if held is not None:
-        where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-        at = f" at {where.filename}:{where.lineno}" if where else ""
-        more = f" ({held} more since the last report)" if held else ""
-        host.console(
-            "err",
-            f"fs-guard: internal error, call {'rejected' if reject else 'let through (on_error=accept)'}: "
-            f"{type(exc).__name__}: {banlog.escape(str(exc))}{at}{more}",
-        )
+    errors.report(f"internal error, call {'rejected' if reject else 'let through (on_error=accept)'}", exc)

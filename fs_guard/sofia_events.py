@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import threading
 import time
-import traceback
 from typing import Any, Optional
 
-from fs_guard import banlog, host, offence, state, stats
+from fs_guard import errors, host, offence, state, stats
 from fs_guard.rules import REGISTER_FAILURE, SCANNER_USER_AGENT, scanner_user_agent
 
 REGISTER_FAILURE_EVENT = "sofia::register_failure"
@@ -72,7 +71,7 @@ def _consume(consumer: Any) -> None:
             if event is not None:
                 handle(event)
         except Exception as exc:  # one bad event or bug must not end the hook
-            _failed(exc)
+            errors.report("register-failure hook error", exc)
             if event is not None:
                 state.STATS.add(stats.EVENTS_DROPPED)
             else:
@@ -116,17 +115,3 @@ def _close(consumer: Any) -> None:
     if left:
         state.STATS.add(stats.EVENTS_DROPPED, left)
     host.console("notice", f"fs-guard: register-failure hook stopped ({left} queued events dropped)")
-
-
-def _failed(exc: Exception) -> None:
-    state.STATS.add(stats.ERRORS)
-    held = state.ERROR_REPORTS.allow()
-    if held is None:
-        return
-    where = traceback.extract_tb(exc.__traceback__)[-1]
-    more = f" ({held} more since the last report)" if held else ""
-    host.console(
-        "err",
-        f"fs-guard: register-failure hook error: {type(exc).__name__}: {banlog.escape(str(exc))} "
-        f"at {where.filename}:{where.lineno}{more}",
-    )

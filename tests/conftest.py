@@ -4,7 +4,6 @@ fs_guard imports it exactly as it would import the real one inside FreeSWITCH.""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -14,7 +13,6 @@ FAKES = Path(__file__).parent / "fakes"
 sys.path.insert(0, str(FAKES))
 
 import fsctl  # noqa: E402
-import freeswitch  # noqa: E402
 
 from fs_guard import state  # noqa: E402
 from fs_guard.banlog import BanLog  # noqa: E402

@@ -22,7 +22,6 @@ import random
 import shutil
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 

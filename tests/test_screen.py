@@ -224,7 +224,7 @@ def test_16_threads_calling_at_once_get_every_decision_right_and_every_line_whol
         thread.start()
     for thread in threads:
         thread.join()
-    for (n, i), session in sessions.items():
+    for (_, i), session in sessions.items():
         assert session.hangupCause() == ("CALL_REJECTED" if i % 2 else "NONE")
     lines = ban_log.lines()
     assert len(lines) == 16 * per_thread // 2
