@@ -44,9 +44,10 @@ JAIL_FILE = "jail.d/fs-guard.conf"
 FAIL2BAN_DEFAULTS = {"maxretry": "5", "findtime": "10m", "bantime": "10m", "ignoreip": ""}
 #: Distinct (context, number, user agent) decisions kept; the cache starts again past this.
 DECISION_CACHE = 1 << 18
-_UNITS = {"": 1, "s": 1, "sec": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "mi": 60, "minute": 60,
-          "minutes": 60, "h": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400,
-          "w": 604800, "week": 604800, "weeks": 604800}
+_UNITS = {"": 1, "s": 1, "ss": 1, "sec": 1, "second": 1, "seconds": 1,
+          "m": 60, "mm": 60, "mi": 60, "min": 60, "minute": 60, "minutes": 60,
+          "h": 3600, "hh": 3600, "hour": 3600, "hours": 3600, "d": 86400, "dd": 86400, "day": 86400, "days": 86400,
+          "w": 604800, "ww": 604800, "week": 604800, "weeks": 604800}
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*")
 
 

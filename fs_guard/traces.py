@@ -46,7 +46,6 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tupl
 
 CALL = "call"
 REGISTER_FAILURE = "register_failure"
-KINDS = (CALL, REGISTER_FAILURE)
 
 JSONL = "jsonl"
 CSV = "csv"
