@@ -114,10 +114,11 @@ def run_test(args: argparse.Namespace) -> int:
 
 def _ban_outcome(config: Config, rules: Rules, ip: str) -> str:
     address = offence.ban_address(ip)
-    if rules.monitor or not rules.ban:
-        return "no (monitor mode)" if rules.monitor else "no (ban lines off for this context)"
-    if address is None:
+    outcome = offence.ban_outcome(config, rules, address)
+    if outcome == offence.BANNED:
+        return f"yes, ip[{address}] to {config.ban_log_path}"
+    if outcome == offence.NO_ADDRESS:
         return f"no ({banlog.quoted(ip)} is not a valid IP address)"
-    if config.is_trusted(address):
+    if outcome == offence.TRUSTED:
         return f"no ({address} is in a trusted network)"
-    return f"yes, ip[{address}] to {config.ban_log_path}"
+    return f"no ({outcome})"
