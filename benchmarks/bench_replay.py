@@ -79,11 +79,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"fs-guard replay, built-in defaults, best of {args.rounds} (target {TARGET:,} lines/s)")
     print(f"  {'input':<16} {'lines':>10} {'attempts':>10} {'seconds':>8} {'lines/s':>10}")
     for name, row in rows:
+        optional = "--" in name  # an optional output, not part of the target
         met = row["rate"] >= TARGET
-        if not met and "--" not in name:
+        if not met and not optional:
             missed.append(name)
+        verdict = "(optional output)" if optional else "ok" if met else "UNDER TARGET"
         print(f"  {name:<16} {row['lines']:>10,} {row['attempts']:>10,} {row['seconds']:>8.2f} "
-              f"{row['rate']:>10,.0f}  {'ok' if met else 'UNDER TARGET'}")
+              f"{row['rate']:>10,.0f}  {verdict}")
     return 1 if args.check and missed else 0
 
 
