@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO
 
 from fs_guard import offence, replay, traces
 from fs_guard.commands.check import load_or_report
-from fs_guard.config import Config, ConfigError, default_config, load_config
+from fs_guard.config import Config, default_config
 from fs_guard.replay import Jail, JailError, Replay, Report
 
 BUNDLED_TRACE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
@@ -86,14 +86,9 @@ def run_replay(args: argparse.Namespace) -> int:
 
 def _config(path: Optional[str], bundled: bool) -> Optional[Config]:
     """The screen's configuration; for the bundled trace, --config or the built-in defaults."""
-    if not bundled:
-        return load_or_report(path)
-    if path is None:
+    if bundled and path is None:
         return default_config()
-    try:
-        return load_config(path)
-    except ConfigError:
-        return load_or_report(path)  # reports the errors
+    return load_or_report(path)
 
 
 def _same_file(a: str, b: str) -> bool:
