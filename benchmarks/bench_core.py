@@ -13,7 +13,9 @@ from typing import List
 from harness import FAKES, ROOT, Row, interleaved, rate
 from naive import naive_append, naive_load
 
-from fs_guard.banlog import BanLog, format_line
+from fs_guard import banlog
+from fs_guard.banlog import BanLog
+from fs_guard.offence import call_fields
 from fs_guard.config import ConfigStore
 
 SHIPPED = os.path.join(ROOT, "freeswitch_conf", "fs_guard.json")
@@ -46,8 +48,7 @@ def _threads(write, lines_per_thread: int, threads: int = 8) -> float:
     start = threading.Barrier(threads + 1)
 
     def work(n: int) -> None:
-        line = format_line(f"198.51.100.{n}", "deny_prefix", [("context", "public")],
-                           [("dest", "0044123456"), ("ua", "friendly-scanner")])
+        line = banlog.line(f"198.51.100.{n}", "deny_prefix", call_fields("public", "0044123456", "friendly-scanner"))
         start.wait()
         for _ in range(lines_per_thread):
             write(line)

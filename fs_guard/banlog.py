@@ -16,7 +16,7 @@ import os
 import re
 import threading
 import time
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 from fs_guard import host
 from fs_guard.ratelimit import RateLimiter
@@ -79,24 +79,10 @@ class _Clock:
 _clock = _Clock()
 
 
-Fields = Sequence[Tuple[str, Optional[str]]]
-
-
-def format_fields(names: Fields, texts: Fields) -> str:
-    """``names`` (contexts, profiles: ours) bare when plain; ``texts`` (from the network) always quoted."""
-    parts = [f"{key}={token(value)}" for key, value in names]
-    parts += [f'{key}="{escape(value)}"' if value else f'{key}=""' for key, value in texts]
-    return " ".join(parts)
-
-
 def line(ip: str, reason: str, fields: str, now: Optional[float] = None) -> str:
-    """One ban-log line without its newline, from fields already formatted by ``format_fields``."""
+    """One ban-log line without its newline; ``ip`` must already be validated and ``fields``
+    formatted by ``offence.call_fields`` or ``offence.registration_fields``."""
     return f"{_clock.stamp(now)} ip[{ip}] reason={reason} {fields}"
-
-
-def format_line(ip: str, reason: str, names: Fields, texts: Fields, now: Optional[float] = None) -> str:
-    """One ban-log line without its newline; ``ip`` must already be validated."""
-    return line(ip, reason, format_fields(names, texts), now)
 
 
 class BanLog:

@@ -12,7 +12,6 @@ import ipaddress
 from typing import Optional, Tuple, Union
 
 from fs_guard import banlog, host, state, stats
-from fs_guard.banlog import Fields
 from fs_guard.config import Config
 from fs_guard.rules import Rules
 
@@ -70,15 +69,29 @@ def ban_outcome(config: Config, rules: Rules, address: Optional[Address]) -> str
     return BANNED
 
 
-def report(config: Config, rules: Rules, reason: str, source_ip: Optional[str], names: Fields, texts: Fields) -> str:
+def call_fields(context: str, number: Optional[str], user_agent: Optional[str]) -> str:
+    """A call's ban-line fields: the screen writes them, and replay writes the same."""
+    return f"context={banlog.token(context)} dest={banlog.quoted(number)} ua={banlog.quoted(user_agent)}"
+
+
+def registration_fields(
+    profile: Optional[str], user: Optional[str], host: Optional[str], user_agent: Optional[str],
+    registration_type: Optional[str] = None,
+) -> str:
+    """A sofia event's ban-line fields; ``type`` only for a register failure (pre_register has none)."""
+    fields = (f"profile={banlog.token(profile)} user={banlog.quoted(user)} host={banlog.quoted(host)} "
+              f"ua={banlog.quoted(user_agent)}")
+    return fields if registration_type is None else f"{fields} type={banlog.quoted(registration_type)}"
+
+
+def report(config: Config, rules: Rules, reason: str, source_ip: Optional[str], fields: str) -> str:
     """Record one offence; returns what became of it ("banned", "monitor", ...).
 
-    ``names`` are our own names (context, profile); ``texts`` came from the network.
-    Fields are formatted once, for the ban line and the console line alike.
+    ``fields`` come from ``call_fields`` or ``registration_fields``, formatted once for
+    the ban line and the console line alike.
     """
     address, ip = _address(source_ip)
     outcome = ban_outcome(config, rules, address)
-    fields = banlog.format_fields(names, texts)
     if address is None:
         ip = banlog.quoted(source_ip)
     if outcome == BANNED:

@@ -3,7 +3,7 @@
 Each call is decided by the screen's own code: ``Config.rules_for(context)`` and
 ``rules.decide``; each offence's ban line by ``offence.ban_outcome`` (monitor mode,
 ``ban: false``, trusted networks, invalid addresses), and written, when asked, by
-``banlog.format_line`` with the trace's time. A register failure is an offence with
+``banlog.line`` and ``offence.call_fields``/``registration_fields`` with the trace's time. A register failure is an offence with
 reason ``register_failure`` under the top-level rules, as the register-failure hook has it.
 
 fail2ban is then simulated per address on the offences that got a ban line (that is
@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO, Tuple, Union
 
 from fs_guard import bundle, offence
-from fs_guard.banlog import Fields, format_line
+from fs_guard.banlog import line
+from fs_guard.offence import call_fields, registration_fields
 from fs_guard.config import Config, Network
 from fs_guard.rules import REGISTER_FAILURE, CallFacts, Rules, decide
 from fs_guard.traces import Event, Failure, Trace
@@ -257,7 +258,7 @@ class Replay:
                     add_time(when)
                     add_flag(banned)
                 if banned and write is not None:
-                    write(format_line(text, reason, *_fields(context, number, ua, failure), now=when) + "\n")
+                    write(line(text, reason, _fields(context, number, ua, failure), now=when) + "\n")
         finally:
             self.calls += calls
             self.accepted += accepted
@@ -343,12 +344,12 @@ class Replay:
         )
 
 
-def _fields(context: str, number: Optional[str], ua: Optional[str], failure: Optional[Failure]) -> Tuple[Fields, Fields]:
-    """A ban line's (names, texts): the screen's for a call, the register-failure hook's for a failure."""
+def _fields(context: str, number: Optional[str], ua: Optional[str], failure: Optional[Failure]) -> str:
+    """A ban line's fields: the screen's for a call, the register-failure hook's for a failure."""
     if failure is None:
-        return (("context", context),), (("dest", number), ("ua", ua))
+        return call_fields(context, number, ua)
     profile, host, reg_type = failure
-    return (("profile", profile),), (("user", number), ("host", host), ("ua", ua), ("type", reg_type))
+    return registration_fields(profile, number, host, ua, reg_type or "")
 
 
 def _simulate(text: str, times: array, counted: bytearray, jail: Jail, bans: List[Ban]) -> int:

@@ -35,10 +35,7 @@ def screen(session: Any, args: str) -> None:
             state.STATS.add_each(stats.CALLS_REJECTED, stats.REJECTED_PREFIX + reason)
         # The address to ban is the socket's, never a SIP header; read only when needed.
         source_ip = get("sip_network_ip") or get("network_addr")
-        offence.report(
-            config, rules, reason, source_ip,
-            (("context", context),), (("dest", facts.number), ("ua", facts.user_agent)),
-        )
+        offence.report(config, rules, reason, source_ip, offence.call_fields(context, facts.number, facts.user_agent))
     except Exception as exc:  # the screen must never fail open by accident
         _internal_error(session, config, exc)
 

@@ -87,23 +87,22 @@ def handle(event: Any) -> None:
     rules = config.base
     if kind == REGISTER_FAILURE_EVENT:
         state.STATS.add(stats.REGISTER_FAILURES)
-        reason, extra = REGISTER_FAILURE, (("type", get("registration-type")),)
+        reason, registration_type = REGISTER_FAILURE, get("registration-type") or ""
     elif kind == PRE_REGISTER_EVENT:
         if not scanner_user_agent(rules, user_agent):
             return
         state.STATS.add(stats.SCANNER_REGISTRATIONS)
-        reason, extra = SCANNER_USER_AGENT, ()
+        reason, registration_type = SCANNER_USER_AGENT, None
     else:
         state.STATS.add(stats.EVENTS_MALFORMED)
         return
     source_ip = get("network-ip")
     if offence.ban_address(source_ip) is None:
         state.STATS.add(stats.EVENTS_MALFORMED)
-    offence.report(
-        config, rules, reason, source_ip,
-        (("profile", get("profile-name")),),
-        (("user", get("to-user")), ("host", get("to-host")), ("ua", user_agent)) + extra,
+    fields = offence.registration_fields(
+        get("profile-name"), get("to-user"), get("to-host"), user_agent, registration_type
     )
+    offence.report(config, rules, reason, source_ip, fields)
 
 
 def _close(consumer: Any) -> None:

@@ -11,7 +11,8 @@ import fsctl
 import pytest
 
 from fs_guard import banlog
-from fs_guard.banlog import BanLog, escape, format_line
+from fs_guard.banlog import BanLog, escape, line
+from fs_guard.offence import call_fields, registration_fields
 
 LINE = re.compile(
     r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 ip\[[0-9a-f.:]+\] reason=[a-z_]+( [a-z]+=("([^"\\]|\\.)*"|[A-Za-z0-9_.:@+-]+))*$'
@@ -20,15 +21,13 @@ LINE = re.compile(
 
 def test_a_line_has_the_contract_format():
     now = calendar.timegm((2026, 11, 25, 10, 0, 0)) + 0.1234
-    line = format_line("203.0.113.7", "deny_prefix", [("context", "public")],
-                       [("dest", "0044123456"), ("ua", "friendly-scanner")], now=now)
-    assert line == ('2026-11-25T10:00:00.123+00:00 ip[203.0.113.7] reason=deny_prefix '
+    assert line("203.0.113.7", "deny_prefix", call_fields("public", "0044123456", "friendly-scanner"), now=now) == ('2026-11-25T10:00:00.123+00:00 ip[203.0.113.7] reason=deny_prefix '
                     'context=public dest="0044123456" ua="friendly-scanner"')
 
 
 def test_timestamps_carry_milliseconds_and_the_utc_offset():
-    assert format_line("192.0.2.1", "too_long", [], [], now=0.0017).startswith("1970-01-01T00:00:00.001+00:00 ")
-    assert format_line("192.0.2.1", "too_long", [], [], now=59.999).startswith("1970-01-01T00:00:59.999+00:00 ")
+    assert line("192.0.2.1", "too_long", "", now=0.0017).startswith("1970-01-01T00:00:00.001+00:00 ")
+    assert line("192.0.2.1", "too_long", "", now=59.999).startswith("1970-01-01T00:00:59.999+00:00 ")
 
 
 @pytest.mark.parametrize("raw, escaped", [
@@ -51,11 +50,18 @@ def test_a_long_value_is_cut_and_marked():
 
 
 def test_a_missing_value_is_an_empty_quoted_string():
-    assert format_line("192.0.2.1", "empty_number", [], [("dest", None), ("ua", "")]).endswith('dest="" ua=""')
+    assert call_fields("public", None, "") == 'context=public dest="" ua=""'
 
 
 def test_a_context_that_is_not_a_plain_name_is_quoted():
-    assert ' context="a b\\x5d" ' in format_line("192.0.2.1", "too_long", [("context", "a b]")], [("dest", "1")])
+    assert call_fields("a b]", "1", None).startswith('context="a b\\x5d" ')
+
+
+def test_registration_lines_carry_the_profile_and_the_network_values_quoted():
+    assert registration_fields("internal", "1000", "pbx.example.com", "sipcli", "REGISTER") == (
+        'profile=internal user="1000" host="pbx.example.com" ua="sipcli" type="REGISTER"')
+    assert registration_fields("external", None, None, "friendly-scanner") == (
+        'profile=external user="" host="" ua="friendly-scanner"')
 
 
 @pytest.mark.parametrize("hostile", [
@@ -66,11 +72,11 @@ def test_a_context_that_is_not_a_plain_name_is_quoted():
     "ñandú \x00\x07 \u200b",
 ])
 def test_hostile_values_give_one_whole_line_with_one_ip_field(hostile):
-    line = format_line("203.0.113.7", "deny_prefix", [("context", "public")], [("dest", hostile), ("ua", hostile)])
-    assert "\n" not in line and "\r" not in line
-    assert line.isascii() and line.isprintable()
-    assert line.count("ip[") == 1
-    assert LINE.match(line), line
+    text = line("203.0.113.7", "deny_prefix", call_fields("public", hostile, hostile))
+    assert "\n" not in text and "\r" not in text
+    assert text.isascii() and text.isprintable()
+    assert text.count("ip[") == 1
+    assert LINE.match(text), text
 
 
 class TestWriter:

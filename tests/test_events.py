@@ -204,10 +204,10 @@ class TestMalformedEvents:
     def test_an_exception_inside_is_logged_rate_limited_and_the_loop_goes_on(self, hook, ban_log, monkeypatch):
         real_report = offence.report
 
-        def report(config, rules, reason, source_ip, names, texts):
+        def report(config, rules, reason, source_ip, fields):
             if source_ip == "192.0.2.66":
                 raise RuntimeError("boom")
-            return real_report(config, rules, reason, source_ip, names, texts)
+            return real_report(config, rules, reason, source_ip, fields)
 
         monkeypatch.setattr(offence, "report", report)
         monkeypatch.setattr(state, "ERROR_REPORTS", RateLimiter(3600.0))

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 import pytest
 
 import fail2ban_support as f2b
-from fs_guard import banlog, config as fsconfig, host
+from fs_guard import banlog, config as fsconfig, host, offence
 from fs_guard.rules import INTERNAL_ERROR, REASONS
 
 FIRST = "203.0.113.7"  # offends five times: banned
@@ -187,13 +187,12 @@ def test_every_reason_and_event_line_shape_from_banlog_matches(tools, tmp_path):
     lines, hosts = [], []
     for i, reason in enumerate(BAN_REASONS):
         ip = f"192.0.2.{i + 1}" if i % 2 else f"2001:db8::{i + 1:x}"
-        lines.append(banlog.format_line(ip, reason, [("context", "public")],
-                                        [("dest", "ip[198.51.100.66]"), ("ua", "x")], now=now + i))
+        lines.append(banlog.line(ip, reason, offence.call_fields("public", "ip[198.51.100.66]", "x"), now=now + i))
         hosts.append(ip)
     # the event hook's shape (issue 3): other fields after reason
-    lines.append(banlog.format_line("198.51.100.1", "register_failure", [("profile", "internal")],
-                                    [("user", "1000"), ("host", "ip[198.51.100.66]"), ("ua", "Z"),
-                                     ("type", "REGISTER")], now=now))
+    lines.append(banlog.line("198.51.100.1", "register_failure",
+                             offence.registration_fields("internal", "1000", "ip[198.51.100.66]", "Z", "REGISTER"),
+                             now=now))
     hosts.append("198.51.100.1")
     log = tmp_path / "banlog.log"
     log.write_text("\n".join(lines) + "\n")
@@ -214,7 +213,7 @@ def test_every_address_form_fs_guard_writes_is_read_back_exactly(tools, tmp_path
         groups = [rng.choice((0, 0, 0, rng.getrandbits(16), rng.getrandbits(4))) for _ in range(8)]
         addresses.append(str(ipaddress.IPv6Address(int("".join(f"{g:04x}" for g in groups), 16))))
     log = tmp_path / "addresses.log"
-    log.write_text("".join(banlog.format_line(a, "deny_prefix", [], [], now=1795600800.0) + "\n" for a in addresses))
+    log.write_text("".join(banlog.line(a, "deny_prefix", offence.call_fields("public", "00", None), now=1795600800.0) + "\n" for a in addresses))
     matches = f2b.regex_matches(tools["fail2ban-regex"], log)
     assert [ipaddress.ip_address(m.ip) for m in matches] == [ipaddress.ip_address(a) for a in addresses]
 

@@ -17,7 +17,8 @@ import freeswitch
 import pytest
 
 from fs_guard import bundle, cli, replay, sofia_events, state, traces
-from fs_guard.banlog import format_line
+from fs_guard.banlog import line
+from fs_guard.offence import call_fields, registration_fields
 from fs_guard.commands import replay as command
 from fs_guard.config import compile_config
 from fs_guard.replay import Jail, JailError, Replay
@@ -468,10 +469,8 @@ class TestSameAsTheScreen:
         out = tmp_path / "b.log"
         assert run(capsys, "replay", str(trace), "--ban-log", str(out))[0] == 0
         assert out.read_text().splitlines() == [
-            format_line("203.0.113.7", "deny_prefix", (("context", "public"),),
-                        (("dest", "0044123456"), ("ua", "friendly-scanner")), now=T0 + 0.25),
-            format_line("192.0.2.77", "register_failure", (("profile", None),),
-                        (("user", "1000"), ("host", None), ("ua", "sipcli"), ("type", None)), now=T0 + 1),
+            line("203.0.113.7", "deny_prefix", call_fields("public", "0044123456", "friendly-scanner"), now=T0 + 0.25),
+            line("192.0.2.77", "register_failure", registration_fields(None, "1000", None, "sipcli", ""), now=T0 + 1),
         ]
         assert out.read_text().startswith("2026-11-28T10:00:00.250+00:00 ip[203.0.113.7] reason=deny_prefix ")
 
