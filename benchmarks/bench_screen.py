@@ -9,6 +9,7 @@ re-reads its config and opens its log per call. The variants alternate round by 
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -74,6 +75,7 @@ def child(rounds: int) -> Dict[str, float]:
     def prepare(name: str) -> None:
         fsctl.reset({"conf_dir": work, "log_dir": work})
         ready[name] = sessions(variants[name][1])
+        gc.collect()  # every variant starts with the same, empty, garbage collector
 
     def invoker(name: str):
         module = variants[name][0]

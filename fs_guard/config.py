@@ -243,16 +243,19 @@ class ConfigStore:
         return self._state
 
     def current(self) -> Config:
-        if not self._path:
-            self._path = self._fixed_path or locate_config()
-        if _signature(self._path) != self._seen:
+        path = self._path or self._locate()
+        if _signature(path) != self._seen:
             self._refresh(force=False)
         return self._state.config
+
+    def _locate(self) -> str:
+        self._path = self._fixed_path or locate_config()
+        return self._path
 
     def reload(self) -> LoadState:
         """Find the file again and load it even if it looks unchanged."""
         with self._lock:
-            self._path = self._fixed_path or locate_config()
+            self._locate()
         self._refresh(force=True)
         return self._state
 
