@@ -119,7 +119,37 @@ def child(rounds: int) -> Dict[str, float]:
     for name, batch in batches.items():  # warm-up: bytecode written, config loaded, log open
         prepare(name)
         batch()
-    return interleaved(batches, rounds, prepare)
+    results = interleaved(batches, rounds, prepare)
+    results.update(reject_parts(rounds))
+    return results
+
+
+def reject_parts(rounds: int) -> Dict[str, float]:
+    """The reject path's steps, each timed alone (µs): the profile behind the reject ratio."""
+    from fs_guard import banlog, host, offence, state
+    from fs_guard.rules import CallFacts, decide
+
+    config = state.CONFIG.current()
+    rules = config.rules_for("public")
+    fields = offence.call_fields("public", "0044123456", "Yealink SIP-T46S")
+    text = banlog.line("203.0.113.7", "deny_prefix", fields)
+    steps = {
+        "part_config": lambda: state.CONFIG.current(),
+        "part_decide": lambda: decide(rules, CallFacts("0044123456", "public", None, "Yealink SIP-T46S")),
+        "part_format": lambda: banlog.line("203.0.113.7", "deny_prefix",
+                                           offence.call_fields("public", "0044123456", "Yealink SIP-T46S")),
+        "part_write": lambda: state.BANLOG.write(config.ban_log_path, text),
+        "part_console": lambda: host.console("warning", "fs-guard: rejected " + text),
+    }
+
+    def timed(step):
+        def batch() -> int:
+            for _ in range(BATCH):
+                step()
+            return BATCH
+        return batch
+
+    return interleaved({name: timed(step) for name, step in steps.items()}, rounds)
 
 
 def run(rounds: int = 40) -> List[Row]:
@@ -136,6 +166,10 @@ def run(rounds: int = 40) -> List[Row]:
                         "≤ 1.2×", ratio <= 1.2,
                         f"per-call config read + log open: {naive:.2f}× ({us[f'naive_{kind}']:.0f} µs)"))
         rows.append(Row(f"screen invocation, {kind}ed call", us[kind], "µs/call"))
+    rows.append(Row("… reject path step by step: config check / decision / ban-line formatting / "
+                    "ban-log write (stat for rotation + write) / console line",
+                    us["part_config"], f"/ {us['part_decide']:.2f} / {us['part_format']:.2f} / "
+                    f"{us['part_write']:.2f} / {us['part_console']:.2f} µs"))
     rows.append(Row("… of which: reload of the empty module / of fs_guard.screen",
                     us["reload_empty"], f"/ {us['reload_screen']:.1f} µs"))
     rows.append(Row("… of which: fs-guard's handler alone, accepted / rejected call",
