@@ -19,7 +19,7 @@ import pytest
 from fs_guard import bundle, cli, replay, sofia_events, state, traces
 from fs_guard.banlog import line
 from fs_guard.offence import call_fields, registration_fields
-from fs_guard.commands import replay as command
+from fs_guard.cli import replay as command
 from fs_guard.config import compile_config
 from fs_guard.replay import Jail, JailError, Replay
 from fs_guard.traces import CALL, REGISTER_FAILURE, Trace, parse_time

@@ -1,7 +1,8 @@
-"""The ``fs-guard`` command for operators.
+"""The ``fs-guard`` command for operators (never imported inside FreeSWITCH).
 
-Each subcommand is a ``register(subparsers)`` in its own module; this file only wires
-them. Exit codes: 0 success/accept, 1 reject or findings, 2 usage or config error.
+Each subcommand is a ``register(subparsers)`` in its own module of this package; this
+file only wires them. Exit codes: 0 success/accept, 1 reject or findings, 2 usage or
+config error.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ import argparse
 import sys
 from typing import List, Optional
 
-from fs_guard import __version__, commands
+from fs_guard import __version__
+from fs_guard.cli import audit, check, install, replay
+
+COMMANDS = (check, replay, install, audit)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fs-guard {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in commands.MODULES:
+    for module in COMMANDS:
         module.register(sub)
     return parser
 
@@ -38,6 +42,3 @@ def main(argv: Optional[List[str]] = None) -> int:
     except BrokenPipeError:
         return 0
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

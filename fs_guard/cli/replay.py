@@ -17,7 +17,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, TextIO
 
 from fs_guard import offence, replay, traces
-from fs_guard.commands.check import load_or_report
+from fs_guard.cli.check import load_or_report
 from fs_guard.config import Config, default_config
 from fs_guard.replay import Jail, JailError, Replay, Report
 
