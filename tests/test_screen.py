@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import fsctl
 import pytest
@@ -153,8 +157,6 @@ class TestRollout:
 
 class TestConfigWhileRunning:
     def test_a_config_change_applies_to_the_next_call(self, call, write_config):
-        import os
-
         path = write_config({"deny_prefix": ["7"]})
         assert call("0044").hangupCause() == "NONE"
         write_config({"deny_prefix": ["00"]})
@@ -162,8 +164,6 @@ class TestConfigWhileRunning:
         assert call("0044").hangupCause() == "CALL_REJECTED"
 
     def test_a_corrupted_config_keeps_the_last_good_rules_for_calls(self, call, write_config):
-        import os
-
         path = write_config({"deny_prefix": ["7"]})
         assert call("7001").hangupCause() == "CALL_REJECTED"
         path.write_text('{"fail2ban": {"deny_prefix": [')
@@ -235,3 +235,25 @@ def test_16_threads_calling_at_once_get_every_decision_right_and_every_line_whol
     assert {line[29:] for line in lines} == expected
     counts = state.STATS.snapshot()
     assert counts["calls_accepted"] == counts["calls_rejected"] == 16 * per_thread // 2
+
+
+def test_the_first_call_works_under_freeswitchs_recursion_limit_of_240(tmp_path):
+    """Inside FreeSWITCH the first call imports jsonschema and validates the file with a
+    recursion limit of 240; a fresh process shows that fits."""
+    (tmp_path / "fs_guard.json").write_text(json.dumps({"fail2ban": {"deny_prefix": ["00"], "contexts": {"x": {}}}}))
+    script = (
+        "import sys, threading; sys.setrecursionlimit(240)\n"
+        "import fsctl\n"
+        f"fsctl.reset({{'conf_dir': {str(tmp_path)!r}, 'log_dir': {str(tmp_path)!r}}})\n"
+        "from modpython import run_app\n"
+        "def call():\n"
+        "    session = fsctl.call_session(destination_number='0044', context='public', sip_network_ip='192.0.2.1')\n"
+        "    run_app('fs_guard.screen', session)\n"
+        "    from fs_guard import state\n"
+        "    print(session.hangupCause(), state.CONFIG.state.config.source, fsctl.log_lines('err'))\n"
+        "thread = threading.Thread(target=call); thread.start(); thread.join()\n"
+    )
+    fakes = str(Path(__file__).parent / "fakes")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": fakes})
+    assert result.stdout.strip() == f"CALL_REJECTED {tmp_path / 'fs_guard.json'} []", result.stderr
