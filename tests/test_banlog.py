@@ -6,6 +6,7 @@ import calendar
 import os
 import re
 import threading
+import time
 
 import fsctl
 import pytest
@@ -132,6 +133,31 @@ class TestWriter:
         assert len(lines) == 16 * lines_each
         expected = {f"thread={n:02d} line={i:04d} " + "x" * (n * 37 % 300) for n in range(16) for i in range(lines_each)}
         assert set(lines) == expected
+
+
+    def test_no_line_is_lost_or_torn_while_threads_write_through_rotations(self, tmp_path):
+        path = tmp_path / "ban.log"
+        writer = BanLog()
+
+        def work(n):
+            for i in range(2000):
+                writer.write(str(path), f"thread={n} line={i:04d}")
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        rotations = 0
+        while any(thread.is_alive() for thread in threads):
+            if path.exists():
+                rotations += 1
+                path.rename(tmp_path / f"ban.log.{rotations}")
+                path.touch()  # logrotate's create
+            time.sleep(0.002)
+        for thread in threads:
+            thread.join()
+        lines = [line for f in tmp_path.glob("ban.log*") for line in f.read_text().splitlines()]
+        assert rotations > 1
+        assert sorted(lines) == sorted(f"thread={n} line={i:04d}" for n in range(8) for i in range(2000))
 
 
 class TestUnwritable:
