@@ -267,17 +267,19 @@ class ConfigStore:
                 return
             self._seen = signature
             previous = self._state
+            kept = f"keeping the {'last good' if previous.loaded_at else 'built-in'} configuration"
             if signature is None:
                 if previous.loaded_at is None and previous.last_error is None and not force:
                     return  # no file has ever existed: the built-in defaults are right
-                error = f"{path}: missing; keeping the {'last good' if previous.loaded_at else 'built-in'} configuration"
-                self._fail(previous, error)
+                self._fail(previous, f"{path}: missing; {kept}")
                 return
             try:
                 config = load_config(path)
             except ConfigError as exc:
-                kept = "last good" if previous.loaded_at else "built-in"
-                self._fail(previous, f"{exc}; keeping the {kept} configuration")
+                self._fail(previous, f"{exc}; {kept}")
+                return
+            except Exception as exc:  # never let a loader bug take the screen down with it
+                self._fail(previous, f"{path}: cannot load ({type(exc).__name__}: {exc}); {kept}")
                 return
             self._state = LoadState(config, path, time.time(), None, None)
             host.console("notice", f"fs-guard: loaded configuration {_printable(path)}")

@@ -197,3 +197,14 @@ class TestHotReload:
         load = mocker.spy(cfg, "load_config")
         store.reload()
         assert load.call_count == 1
+
+
+def test_an_unexpected_loader_failure_keeps_the_last_good_config(write_config, mocker):
+    store = ConfigStore()
+    path = write_config({"destination_number_max_len": 8})
+    assert store.current().base.max_len == 8
+    write_config({"destination_number_max_len": 9})
+    os.utime(path, ns=(3, 3))
+    mocker.patch.object(cfg, "load_config", side_effect=RecursionError("maximum recursion depth exceeded"))
+    assert store.current().base.max_len == 8
+    assert "cannot load (RecursionError: maximum recursion depth exceeded)" in store.state.last_error
