@@ -5,24 +5,26 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from typing import List
 
-from harness import FAKES, ROOT, Row, interleaved, rate
-from naive import naive_append, naive_load
+from harness import FAKES, ROOT, Row, interleaved, rate, scratch, use_fake_freeswitch
 
-from fs_guard import banlog
-from fs_guard.banlog import BanLog
-from fs_guard.offence import call_fields
-from fs_guard.config import ConfigStore
+use_fake_freeswitch()  # fs_guard logs to the fake console, as inside FreeSWITCH
+
+from naive import naive_append, naive_load  # noqa: E402
+
+from fs_guard import banlog  # noqa: E402
+from fs_guard.banlog import BanLog  # noqa: E402
+from fs_guard.config import ConfigStore  # noqa: E402
+from fs_guard.offence import call_fields  # noqa: E402
 
 SHIPPED = os.path.join(ROOT, "freeswitch_conf", "fs_guard.json")
 
 
 def config_check(rounds: int = 30) -> Row:
-    work = tempfile.mkdtemp(prefix="fs-guard-bench-")
+    work = scratch()
     path = os.path.join(work, "fs_guard.json")
     with open(SHIPPED if os.path.exists(SHIPPED) else os.devnull) as source, open(path, "w") as target:
         target.write(source.read() or '{"fail2ban": {}}')
@@ -64,7 +66,7 @@ def _threads(write, lines_per_thread: int, threads: int = 8) -> float:
 
 
 def ban_log_throughput(lines_per_thread: int = 25_000) -> Row:
-    work = tempfile.mkdtemp(prefix="fs-guard-bench-")
+    work = scratch()
     path, naive_path = os.path.join(work, "ban.log"), os.path.join(work, "naive.log")
     writer = BanLog()
     seconds = _threads(lambda line: writer.write(path, line), lines_per_thread)
@@ -80,7 +82,7 @@ def ban_log_throughput(lines_per_thread: int = 25_000) -> Row:
 
 def first_import(rounds: int = 7) -> Row:
     """What the first call after FreeSWITCH starts pays: import, config parse (jsonschema), one call."""
-    work = tempfile.mkdtemp(prefix="fs-guard-bench-")
+    work = scratch()
     with open(SHIPPED if os.path.exists(SHIPPED) else os.devnull) as source, \
             open(os.path.join(work, "fs_guard.json"), "w") as target:
         target.write(source.read() or '{"fail2ban": {}}')

@@ -9,11 +9,10 @@ and every line is in the ban log.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from typing import List
 
-from harness import Row, rate, use_fake_freeswitch
+from harness import Row, rate, scratch, use_fake_freeswitch
 
 EVENTS = 20_000
 
@@ -28,7 +27,7 @@ def run(events: int = EVENTS) -> List[Row]:
     from fs_guard.banlog import BanLog
     from fs_guard.config import ConfigStore
 
-    work = tempfile.mkdtemp(prefix="fs-guard-bench-")
+    work = scratch()
     fsctl.reset({"conf_dir": work, "log_dir": work})
     state.CONFIG, state.BANLOG = ConfigStore(), BanLog()
     consumer = freeswitch.EventConsumer("CUSTOM", sofia_events.REGISTER_FAILURE_EVENT, events + 1)

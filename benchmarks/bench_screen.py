@@ -16,10 +16,9 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from typing import Dict, List
 
-from harness import FAKES, ROOT, Row, interleaved, use_fake_freeswitch
+from harness import FAKES, ROOT, Row, interleaved, scratch, use_fake_freeswitch
 
 EMPTY = "def handler(session, args):\n    pass\n"
 NAIVE = '''\
@@ -51,7 +50,7 @@ def child(rounds: int) -> Dict[str, float]:
     use_fake_freeswitch()
     import fsctl
 
-    work = tempfile.mkdtemp(prefix="fs-guard-bench-")
+    work = scratch()
     config = os.path.join(work, "fs_guard.json")
     shipped = os.path.join(ROOT, "freeswitch_conf", "fs_guard.json")
     with open(shipped if os.path.exists(shipped) else os.devnull) as handle:

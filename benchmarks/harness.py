@@ -9,12 +9,24 @@ from __future__ import annotations
 import os
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAKES = os.path.join(ROOT, "tests", "fakes")
+
+
+_SCRATCH: Optional[tempfile.TemporaryDirectory] = None
+
+
+def scratch() -> str:
+    """A fresh directory for one benchmark; all of them go when the process exits."""
+    global _SCRATCH
+    if _SCRATCH is None:
+        _SCRATCH = tempfile.TemporaryDirectory(prefix="fs-guard-bench-")
+    return tempfile.mkdtemp(dir=_SCRATCH.name)
 
 
 def use_fake_freeswitch() -> None:
