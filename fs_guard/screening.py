@@ -44,8 +44,9 @@ def _internal_error(session: Any, config: Config | None, exc: Exception) -> None
     reject = config.reject_on_error if config is not None else True
     if reject:
         try:
-            session.hangup(HANGUP_CAUSE)
-            state.STATS.add_each(stats.CALLS_REJECTED, stats.REJECTED_PREFIX + INTERNAL_ERROR)
+            if session.ready():  # not when the screen had already hung up before failing
+                session.hangup(HANGUP_CAUSE)
+                state.STATS.add_each(stats.CALLS_REJECTED, stats.REJECTED_PREFIX + INTERNAL_ERROR)
         except Exception:
             pass
     errors.report(f"internal error, call {'rejected' if reject else 'let through (on_error=accept)'}", exc)

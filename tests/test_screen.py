@@ -184,6 +184,13 @@ class TestInternalErrors:
         assert ban_log.lines() == []
         assert state.STATS.snapshot()["rejected.internal_error"] == 1
 
+    def test_a_failure_after_the_hang_up_counts_the_call_once(self, call, mocker):
+        mocker.patch("fs_guard.offence.report", side_effect=OSError("boom"))
+        assert call("0044").hangupCause() == "CALL_REJECTED"
+        counts = state.STATS.snapshot()
+        assert counts["calls_rejected"] == 1 and counts["rejected.deny_prefix"] == 1
+        assert "rejected.internal_error" not in counts and counts["errors"] == 1
+
     def test_on_error_accept_lets_the_call_through(self, call, mocker, write_config):
         write_config({"on_error": "accept"})
         mocker.patch.object(screening, "decide", side_effect=RuntimeError("boom"))
