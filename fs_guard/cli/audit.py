@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-from fs_guard import audit, fsmodel, host
+from fs_guard import audit, fsmodel
+from fs_guard.cli.install import conf_dir_option
 
 
 def register(sub: "argparse._SubParsersAction") -> None:
@@ -17,12 +18,7 @@ def register(sub: "argparse._SubParsersAction") -> None:
         "and report each toll-fraud hole with its file, line, severity and fix. Exit status: 0 clean, "
         "1 findings, 2 not a FreeSWITCH configuration.",
     )
-    parser.add_argument(
-        "--conf-dir",
-        default=host.DEFAULT_CONF_DIR,
-        metavar="DIR",
-        help=f"FreeSWITCH's configuration directory (default: {host.DEFAULT_CONF_DIR})",
-    )
+    conf_dir_option(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout, for tools")
     parser.set_defaults(run=run_audit)
 

@@ -20,7 +20,7 @@ def register(sub: "argparse._SubParsersAction") -> None:
         "fs_guard.json (never over an existing one) and the fail2ban jail and filter. Idempotent; "
         "keeps a backup of every file it edits under CONF_DIR/.fs-guard/.",
     )
-    _conf_dir(add)
+    conf_dir_option(add)
     add.add_argument(
         "--fail2ban-dir",
         metavar="DIR",
@@ -47,12 +47,13 @@ def register(sub: "argparse._SubParsersAction") -> None:
         description="Restore every file install edited and remove every file it created, as recorded in "
         "CONF_DIR/.fs-guard/. A file changed since install has fs-guard's edits taken out, or is kept.",
     )
-    _conf_dir(remove)
+    conf_dir_option(remove)
     _dry_run(remove)
     remove.set_defaults(run=run_uninstall)
 
 
-def _conf_dir(parser: argparse.ArgumentParser) -> None:
+def conf_dir_option(parser: argparse.ArgumentParser) -> None:
+    """``--conf-dir``, as install, uninstall and audit all take it."""
     parser.add_argument(
         "--conf-dir",
         default=host.DEFAULT_CONF_DIR,
