@@ -15,10 +15,10 @@ use_fake_freeswitch()  # fs_guard logs to the fake console, as inside FreeSWITCH
 
 from naive import naive_append, naive_load  # noqa: E402
 
-from fs_guard import banlog  # noqa: E402
-from fs_guard.banlog import BanLog  # noqa: E402
-from fs_guard.config import ConfigStore  # noqa: E402
-from fs_guard.offence import call_fields  # noqa: E402
+from fs_guard.runtime import banlog  # noqa: E402
+from fs_guard.runtime.banlog import BanLog  # noqa: E402
+from fs_guard.runtime.config import ConfigStore  # noqa: E402
+from fs_guard.runtime.offence import call_fields  # noqa: E402
 
 SHIPPED = os.path.join(ROOT, "freeswitch_conf", "fs_guard.json")
 

@@ -23,9 +23,9 @@ def run(events: int = EVENTS) -> List[Row]:
     import fsctl
     from modpython import run_startup, unload
 
-    from fs_guard import host, sofia_events, state
-    from fs_guard.banlog import BanLog
-    from fs_guard.config import ConfigStore
+    from fs_guard.runtime import host, sofia_events, state
+    from fs_guard.runtime.banlog import BanLog
+    from fs_guard.runtime.config import ConfigStore
 
     work = scratch()
     fsctl.reset({"conf_dir": work, "log_dir": work})

@@ -4,7 +4,7 @@
 Generates the bundled trace's kind of traffic at a larger scale (scripts/make_attack_trace.py,
 fixed seed) as JSON Lines, CSV, gzipped JSON Lines and a FreeSWITCH log (where most
 lines are not about calls, as in a real one), then replays each with the command's own
-code (``fs_guard.cli.replay.replay_files``) on the built-in defaults and the shipped
+code (``fs_guard.offline.cli.replay.replay_files``) on the built-in defaults and the shipped
 jail, and reports the best of a few rounds.
 
     python3 benchmarks/bench_replay.py             # table
@@ -25,9 +25,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from fs_guard.cli.replay import replay_files  # noqa: E402
-from fs_guard.config import default_config  # noqa: E402
-from fs_guard.replay import shipped_jail  # noqa: E402
+from fs_guard.offline.cli.replay import replay_files  # noqa: E402
+from fs_guard.runtime.config import default_config  # noqa: E402
+from fs_guard.offline.replay import shipped_jail  # noqa: E402
 
 TARGET = 200_000  # lines per second
 FILES = {"jsonl": "trace.jsonl", "csv": "trace.csv", "jsonl.gz": "trace.jsonl.gz", "fslog": "freeswitch.log"}

@@ -10,8 +10,8 @@ from typing import List
 from harness import ROOT, Row, interleaved
 from naive import naive_decide
 
-from fs_guard.config import compile_config
-from fs_guard.rules import CallFacts, decide
+from fs_guard.runtime.config import compile_config
+from fs_guard.runtime.rules import CallFacts, decide
 
 SHIPPED = os.path.join(ROOT, "freeswitch_conf", "fs_guard.json")
 

@@ -23,8 +23,8 @@ from harness import FAKES, ROOT, Row, interleaved, scratch, use_fake_freeswitch
 EMPTY = "def handler(session, args):\n    pass\n"
 NAIVE = '''\
 import datetime, json
-from fs_guard.rules import CallFacts, decide
-from fs_guard.config import parse_config
+from fs_guard.runtime.rules import CallFacts, decide
+from fs_guard.runtime.config import parse_config
 
 def handler(session, args):
     path = "{config}"
@@ -104,7 +104,7 @@ def child(rounds: int) -> Dict[str, float]:
         return batch
 
     def handler_only(name: str):
-        from fs_guard.screening import screen
+        from fs_guard.runtime.screening import screen
 
         def batch() -> int:
             for session in ready[name]:
@@ -134,8 +134,8 @@ def child(rounds: int) -> Dict[str, float]:
 
 def reject_parts(rounds: int) -> Dict[str, float]:
     """The reject path's steps, each timed alone (µs): the profile behind the reject ratio."""
-    from fs_guard import banlog, host, offence, state
-    from fs_guard.rules import CallFacts, decide
+    from fs_guard.runtime import banlog, host, offence, state
+    from fs_guard.runtime.rules import CallFacts, decide
 
     config = state.CONFIG.current()
     rules = config.rules_for("public")

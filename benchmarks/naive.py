@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import List, Optional
 
-from fs_guard.config import parse_config
+from fs_guard.runtime.config import parse_config
 
 
 def naive_decide(section: dict, number: Optional[str], user_agent: Optional[str]) -> Optional[str]:

@@ -14,11 +14,11 @@ sys.path.insert(0, str(FAKES))
 
 import fsctl  # noqa: E402
 
-from fs_guard import state  # noqa: E402
-from fs_guard.banlog import BanLog  # noqa: E402
-from fs_guard.config import ConfigStore  # noqa: E402
-from fs_guard.ratelimit import RateLimiter  # noqa: E402
-from fs_guard.stats import Counters  # noqa: E402
+from fs_guard.runtime import state  # noqa: E402
+from fs_guard.runtime.banlog import BanLog  # noqa: E402
+from fs_guard.runtime.config import ConfigStore  # noqa: E402
+from fs_guard.runtime.ratelimit import RateLimiter  # noqa: E402
+from fs_guard.runtime.stats import Counters  # noqa: E402
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import json
 import pytest
 
 import fstree
-from fs_guard import audit, fsmodel, install
-from fs_guard.cli import main
+from fs_guard.fsconf import audit, fsmodel, install
+from fs_guard.offline.cli import main
 
 GATEWAY_BRIDGE = '<action application="bridge" data="sofia/gateway/example.com/$1"/>'
 

@@ -11,9 +11,9 @@ import time
 import fsctl
 import pytest
 
-from fs_guard import banlog
-from fs_guard.banlog import BanLog, escape, line
-from fs_guard.offence import call_fields, registration_fields
+from fs_guard.runtime import banlog
+from fs_guard.runtime.banlog import BanLog, escape, line
+from fs_guard.runtime.offence import call_fields, registration_fields
 
 LINE = re.compile(
     r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 ip\[[0-9a-f.:]+\] reason=[a-z_]+( [a-z]+=("([^"\\]|\\.)*"|[A-Za-z0-9_.:@+-]+))*$'

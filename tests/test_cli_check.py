@@ -13,7 +13,7 @@ import pytest
 def fs_guard(*args, env=None):
     environment = {k: v for k, v in os.environ.items() if k != "FS_GUARD_CONFIG"}
     environment.update(env or {})
-    return subprocess.run([sys.executable, "-m", "fs_guard.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "fs_guard", *args], capture_output=True, text=True,
                           env=environment, timeout=60)
 
 

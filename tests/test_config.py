@@ -8,8 +8,8 @@ import os
 import freeswitch
 import pytest
 
-from fs_guard import config as cfg
-from fs_guard.config import ConfigError, ConfigStore, parse_config
+from fs_guard.runtime import config as cfg
+from fs_guard.runtime.config import ConfigError, ConfigStore, parse_config
 
 
 def errors_of(section=None, text=None):

@@ -10,8 +10,8 @@ import fsctl
 import modpython
 import pytest
 
-from fs_guard import offence, sofia_events, state
-from fs_guard.ratelimit import RateLimiter
+from fs_guard.runtime import offence, sofia_events, state
+from fs_guard.runtime.ratelimit import RateLimiter
 
 Event = Tuple[str, Dict[str, Optional[str]]]
 SHUTDOWN_BOUND = 2.0  # seconds: the bound, the only timed assertion here

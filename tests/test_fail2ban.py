@@ -26,8 +26,8 @@ from datetime import datetime, timezone
 import pytest
 
 import fail2ban_support as f2b
-from fs_guard import banlog, config as fsconfig, host, offence
-from fs_guard.rules import INTERNAL_ERROR, REASONS
+from fs_guard.runtime import banlog, config as fsconfig, host, offence
+from fs_guard.runtime.rules import INTERNAL_ERROR, REASONS
 
 FIRST = "203.0.113.7"  # offends five times: banned
 SECOND = "198.51.100.9"  # offends four times: not banned

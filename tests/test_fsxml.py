@@ -1,4 +1,4 @@
-"""fs_guard.fsxml reproduces FreeSWITCH's XML preprocessor (src/switch_xml.c, preprocess()).
+"""fs_guard.fsconf.fsxml reproduces FreeSWITCH's XML preprocessor (src/switch_xml.c, preprocess()).
 
 Each test encodes one rule of the C code, because install's proof ("the screen runs
 first") and every audit finding are only as right as this reading of the configuration.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from fs_guard import fsxml
+from fs_guard.fsconf import fsxml
 from fstree import FsTree
 
 

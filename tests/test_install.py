@@ -16,9 +16,9 @@ import pytest
 from modpython import run_app
 
 import fstree
-from fs_guard import bundle, fsmodel, install
-from fs_guard.cli import main
-from fs_guard.config import load_config
+from fs_guard.fsconf import bundle, fsmodel, install
+from fs_guard.offline.cli import main
+from fs_guard.runtime.config import load_config
 
 SCREEN_INCLUDE = '<X-PRE-PROCESS cmd="include" data="fs_guard/screen.xml"/>'
 

@@ -16,13 +16,17 @@ from typing import Any, Dict, List, Optional
 import freeswitch
 import pytest
 
-from fs_guard import bundle, cli, replay, sofia_events, state, traces
-from fs_guard.banlog import line
-from fs_guard.offence import call_fields, registration_fields
-from fs_guard.cli import replay as command
-from fs_guard.config import compile_config
-from fs_guard.replay import Jail, JailError, Replay
-from fs_guard.traces import CALL, REGISTER_FAILURE, Trace, parse_time
+from fs_guard.fsconf import bundle
+
+from fs_guard.offline import cli, replay, traces
+
+from fs_guard.runtime import sofia_events, state
+from fs_guard.runtime.banlog import line
+from fs_guard.runtime.offence import call_fields, registration_fields
+from fs_guard.offline.cli import replay as command
+from fs_guard.runtime.config import compile_config
+from fs_guard.offline.replay import Jail, JailError, Replay
+from fs_guard.offline.traces import CALL, REGISTER_FAILURE, Trace, parse_time
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_LOG = Path(__file__).parent / "data" / "freeswitch-sample.log"

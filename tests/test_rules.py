@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fs_guard import rules as r
-from fs_guard.config import compile_config, default_config
-from fs_guard.rules import ACCEPT, CallFacts, PrefixSet, decide
+from fs_guard.runtime import rules as r
+from fs_guard.runtime.config import compile_config, default_config
+from fs_guard.runtime.rules import ACCEPT, CallFacts, PrefixSet, decide
 
 
 def rules_of(**section):

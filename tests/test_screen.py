@@ -13,7 +13,7 @@ import fsctl
 import pytest
 from modpython import run_app
 
-from fs_guard import screening, state
+from fs_guard.runtime import screening, state
 
 
 def test_an_accepted_call_is_not_hung_up_and_writes_nothing(call, ban_log):
@@ -185,7 +185,7 @@ class TestInternalErrors:
         assert state.STATS.snapshot()["rejected.internal_error"] == 1
 
     def test_a_failure_after_the_hang_up_counts_the_call_once(self, call, mocker):
-        mocker.patch("fs_guard.offence.report", side_effect=OSError("boom"))
+        mocker.patch("fs_guard.runtime.offence.report", side_effect=OSError("boom"))
         assert call("0044").hangupCause() == "CALL_REJECTED"
         counts = state.STATS.snapshot()
         assert counts["calls_rejected"] == 1 and counts["rejected.deny_prefix"] == 1
@@ -256,7 +256,7 @@ def test_the_first_call_works_under_freeswitchs_recursion_limit_of_240(tmp_path)
         "def call():\n"
         "    session = fsctl.call_session(destination_number='0044', context='public', sip_network_ip='192.0.2.1')\n"
         "    run_app('fs_guard.screen', session)\n"
-        "    from fs_guard import state\n"
+        "    from fs_guard.runtime import state\n"
         "    print(session.hangupCause(), state.CONFIG.state.config.source, fsctl.log_lines('err'))\n"
         "thread = threading.Thread(target=call); thread.start(); thread.join()\n"
     )

@@ -12,7 +12,7 @@ import modpython
 import pytest
 from modpython import run_api
 
-from fs_guard import sofia_events, state
+from fs_guard.runtime import sofia_events, state
 
 
 def status(args: str = "") -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import traceback
 
-from fs_guard import host, state, stats
-from fs_guard.banlog import escape
+from fs_guard.runtime import host, state, stats
+from fs_guard.runtime.banlog import escape
 
 
 def report(what: str, exc: BaseException) -> None:

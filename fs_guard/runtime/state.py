@@ -6,10 +6,10 @@ configuration cache, one ban-log writer, one set of counters.
 
 from __future__ import annotations
 
-from fs_guard.banlog import BanLog
-from fs_guard.config import ConfigStore
-from fs_guard.ratelimit import RateLimiter
-from fs_guard.stats import Counters
+from fs_guard.runtime.banlog import BanLog
+from fs_guard.runtime.config import ConfigStore
+from fs_guard.runtime.ratelimit import RateLimiter
+from fs_guard.runtime.stats import Counters
 
 CONFIG = ConfigStore()
 BANLOG = BanLog()

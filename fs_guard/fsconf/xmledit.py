@@ -3,7 +3,7 @@
 Re-serialising a FreeSWITCH file through an XML library would lose its comments,
 indentation and quoting, and would break X-PRE-PROCESS lines (the preprocessor works on
 lines, not elements). Each edit here inserts or changes whole lines next to an element
-whose line the preprocessor map (``fs_guard.fsxml``) has already found.
+whose line the preprocessor map (``fs_guard.fsconf.fsxml``) has already found.
 """
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
-from fs_guard import host
-from fs_guard.banlog import escape
-from fs_guard.rules import PrefixSet, Rules
+from fs_guard.runtime import host
+from fs_guard.runtime.banlog import escape
+from fs_guard.runtime.rules import PrefixSet, Rules
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 

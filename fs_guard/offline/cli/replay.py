@@ -16,13 +16,15 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence, TextIO
 
-from fs_guard import offence, replay, traces
-from fs_guard.cli.check import load_or_report
-from fs_guard.config import Config, default_config
-from fs_guard.replay import Jail, JailError, Replay, Report
+from fs_guard.offline import replay, traces
 
-BUNDLED_TRACE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
-                             "attack-trace.jsonl.gz")
+from fs_guard.runtime import offence
+from fs_guard.offline.cli.check import load_or_report
+from fs_guard.runtime.config import Config, default_config
+from fs_guard.offline.replay import Jail, JailError, Replay, Report
+
+BUNDLED_TRACE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                             "data", "attack-trace.jsonl.gz")
 #: Bans and bad lines listed in the text report; --json lists every ban.
 SHOWN = 30
 

@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
-from fs_guard import audit, fsmodel
-from fs_guard.cli.install import conf_dir_option
+from fs_guard.fsconf import audit, fsmodel
+from fs_guard.offline.cli.install import conf_dir_option
 
 
 def register(sub: "argparse._SubParsersAction") -> None:

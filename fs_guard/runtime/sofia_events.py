@@ -5,7 +5,7 @@ lives here, not there, because mod_python3 re-executes ``fs_guard.events`` each 
 it starts it (``pyrun`` included): the lock that keeps a second ``runtime()`` from
 doubling every line must be the same object for all of them.
 
-Offences, each reported through ``fs_guard.offence`` exactly like the screen's:
+Offences, each reported through ``fs_guard.runtime.offence`` exactly like the screen's:
 
 - ``sofia::register_failure`` (wrong password or unknown user, on REGISTER or
   INVITE): reason ``register_failure``;
@@ -25,8 +25,8 @@ import threading
 import time
 from typing import Any, Optional
 
-from fs_guard import errors, host, offence, state, stats
-from fs_guard.rules import REGISTER_FAILURE, SCANNER_USER_AGENT, scanner_user_agent
+from fs_guard.runtime import errors, host, offence, state, stats
+from fs_guard.runtime.rules import REGISTER_FAILURE, SCANNER_USER_AGENT, scanner_user_agent
 
 REGISTER_FAILURE_EVENT = "sofia::register_failure"
 PRE_REGISTER_EVENT = "sofia::pre_register"

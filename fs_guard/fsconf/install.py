@@ -23,8 +23,10 @@ import re
 from dataclasses import dataclass, replace
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from fs_guard import bundle, fsmodel, fsxml, host, xmledit
-from fs_guard.config import CONFIG_BASENAME, DEFAULT_FILENAME, ConfigError, parse_config
+from fs_guard.fsconf import bundle, fsmodel, fsxml, xmledit
+
+from fs_guard.runtime import host
+from fs_guard.runtime.config import CONFIG_BASENAME, DEFAULT_FILENAME, ConfigError, parse_config
 
 STATE_DIR = ".fs-guard"
 MANIFEST = "manifest.json"

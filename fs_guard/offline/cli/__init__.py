@@ -12,7 +12,7 @@ import sys
 from typing import List, Optional
 
 from fs_guard import __version__
-from fs_guard.cli import audit, check, install, replay
+from fs_guard.offline.cli import audit, check, install, replay
 
 COMMANDS = (check, replay, install, audit)
 

@@ -7,9 +7,9 @@ import os
 import sys
 from typing import Optional
 
-from fs_guard import banlog, offence
-from fs_guard.config import CONFIG_BASENAME, Config, ConfigError, default_config, load_config, locate_config
-from fs_guard.rules import CallFacts, PrefixSet, Rules, decide
+from fs_guard.runtime import banlog, offence
+from fs_guard.runtime.config import CONFIG_BASENAME, Config, ConfigError, default_config, load_config, locate_config
+from fs_guard.runtime.rules import CallFacts, PrefixSet, Rules, decide
 
 
 def register(sub: "argparse._SubParsersAction") -> None:

@@ -18,8 +18,8 @@ import threading
 import time
 from typing import Optional, Tuple
 
-from fs_guard import host
-from fs_guard.ratelimit import RateLimiter
+from fs_guard.runtime import host
+from fs_guard.runtime.ratelimit import RateLimiter
 
 #: Longest value (in characters, before escaping) written for one field.
 MAX_FIELD = 256

@@ -1,6 +1,6 @@
 """What FreeSWITCH makes of a configuration directory: contexts, profiles, modules, users.
 
-Read from the preprocessed document (``fs_guard.fsxml``) with FreeSWITCH's own lookup
+Read from the preprocessed document (``fs_guard.fsconf.fsxml``) with FreeSWITCH's own lookup
 rules: the first ``<section>``, ``<configuration>`` or ``<context>`` of a name wins, the
 last ``<param>`` of a name wins. Shared by ``fs-guard install`` (where to edit, and the
 proof that its edits took effect), ``fs-guard audit`` and the tests.
@@ -12,8 +12,8 @@ import os
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Mapping, Optional, Tuple
 
-from fs_guard import fsxml
-from fs_guard.fsxml import Element
+from fs_guard.fsconf import fsxml
+from fs_guard.fsconf.fsxml import Element
 
 SCREEN_MODULE = "fs_guard.screen"
 EVENTS_MODULE = "fs_guard.events"

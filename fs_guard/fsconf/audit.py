@@ -1,6 +1,6 @@
 """``fs-guard audit``: the toll-fraud holes of a FreeSWITCH configuration, found statically.
 
-Every check reads the configuration as FreeSWITCH would (``fs_guard.fsmodel``: includes
+Every check reads the configuration as FreeSWITCH would (``fs_guard.fsconf.fsmodel``: includes
 resolved, ``$${vars}`` expanded) and reports each hole with the file and line to change
 and the fix. The holes are the ones FreeSWITCH's own sample configuration and security
 guides warn about: unauthenticated callers reaching a gateway, profiles that do not
@@ -20,9 +20,9 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
-from fs_guard import fsmodel
-from fs_guard.fsmodel import FsConfig, Profile
-from fs_guard.fsxml import Element, Origin
+from fs_guard.fsconf import fsmodel
+from fs_guard.fsconf.fsmodel import FsConfig, Profile
+from fs_guard.fsconf.fsxml import Element, Origin
 
 SEVERITIES = ("critical", "high", "medium", "low")
 #: Numbers behind each international dialling prefix, of the lengths scanners dial.

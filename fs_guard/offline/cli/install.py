@@ -6,9 +6,11 @@ import argparse
 import sys
 from typing import List
 
-from fs_guard import host, install
-from fs_guard.bundle import BundleMissing
-from fs_guard.fsmodel import NotFreeSwitch
+from fs_guard.fsconf import install
+
+from fs_guard.runtime import host
+from fs_guard.fsconf.bundle import BundleMissing
+from fs_guard.fsconf.fsmodel import NotFreeSwitch
 
 
 def register(sub: "argparse._SubParsersAction") -> None:

@@ -10,8 +10,10 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Dict, Optional
 
-from fs_guard import __version__, banlog, sofia_events, state, stats
-from fs_guard.config import LoadState, locate_config
+from fs_guard import __version__
+
+from fs_guard.runtime import banlog, sofia_events, state, stats
+from fs_guard.runtime.config import LoadState, locate_config
 
 USAGE = "usage: python fs_guard.status [reload] [json]"
 WORDS = ("reload", "json")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fs_guard import errors, offence, state, stats
-from fs_guard.config import Config
-from fs_guard.rules import INTERNAL_ERROR, CallFacts, decide
+from fs_guard.runtime import errors, offence, state, stats
+from fs_guard.runtime.config import Config
+from fs_guard.runtime.rules import INTERNAL_ERROR, CallFacts, decide
 
 HANGUP_CAUSE = "CALL_REJECTED"
 

@@ -12,7 +12,8 @@ import os
 FREESWITCH = "freeswitch_conf"
 FAIL2BAN = "fail2ban"
 
-_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+#: The ``fs_guard`` package directory (this module is in ``fs_guard/fsconf``).
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class BundleMissing(Exception):

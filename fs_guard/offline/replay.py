@@ -32,12 +32,14 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Sequence, TextIO, Tuple, Union
 
-from fs_guard import bundle, offence
-from fs_guard.banlog import line
-from fs_guard.offence import call_fields, registration_fields
-from fs_guard.config import Config, Network
-from fs_guard.rules import REGISTER_FAILURE, CallFacts, Rules, decide
-from fs_guard.traces import Event, Failure, Trace
+from fs_guard.fsconf import bundle
+
+from fs_guard.runtime import offence
+from fs_guard.runtime.banlog import line
+from fs_guard.runtime.offence import call_fields, registration_fields
+from fs_guard.runtime.config import Config, Network
+from fs_guard.runtime.rules import REGISTER_FAILURE, CallFacts, Rules, decide
+from fs_guard.offline.traces import Event, Failure, Trace
 
 JAIL_SECTION = "fs-guard"
 JAIL_FILE = "jail.d/fs-guard.conf"

@@ -11,9 +11,9 @@ import functools
 import ipaddress
 from typing import Optional, Tuple, Union
 
-from fs_guard import banlog, host, state, stats
-from fs_guard.config import Config
-from fs_guard.rules import Rules
+from fs_guard.runtime import banlog, host, state, stats
+from fs_guard.runtime.config import Config
+from fs_guard.runtime.rules import Rules
 
 Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
