@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 
 import freeswitch
+import fsctl
 import pytest
 
 from fs_guard.runtime import config as cfg
+from fs_guard.runtime import state, status_report
 from fs_guard.runtime.config import ConfigError, ConfigStore, parse_config
 
 
@@ -208,3 +212,73 @@ def test_an_unexpected_loader_failure_keeps_the_last_good_config(write_config, m
     mocker.patch.object(cfg, "load_config", side_effect=RecursionError("maximum recursion depth exceeded"))
     assert store.current().base.max_len == 8
     assert "cannot load (RecursionError: maximum recursion depth exceeded)" in store.state.last_error
+
+
+class TestFirstLoad:
+    """Right after FreeSWITCH starts, calls arrive while the first load (jsonschema import,
+    validation) is still running: they wait for it instead of using the built-in defaults."""
+
+    @staticmethod
+    def slow_loader(monkeypatch, seconds):
+        real = cfg.load_config
+
+        def load(path):
+            time.sleep(seconds)
+            return real(path)
+
+        monkeypatch.setattr(cfg, "load_config", load)
+
+    def place_calls_at_once(self, call, threads=24):
+        barrier = threading.Barrier(threads)
+        sessions = [None] * threads
+
+        def place(i):
+            barrier.wait()
+            sessions[i] = call(f"2{i:02d}", ip=f"192.0.2.{i + 1}")
+
+        workers = [threading.Thread(target=place, args=(i,)) for i in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        return sessions
+
+    def test_calls_during_the_first_load_wait_for_it_and_use_the_file(self, monkeypatch, write_config, fs_dirs, call):
+        _, logs = fs_dirs
+        write_config({"filename": "configured.log", "deny_prefix": [], "allow_prefix": ["1"]})
+        self.slow_loader(monkeypatch, 0.3)
+        sessions = self.place_calls_at_once(call)
+        assert [s.hangupCause() for s in sessions] == ["CALL_REJECTED"] * 24
+        lines = (logs / "configured.log").read_text().splitlines()
+        assert len(lines) == 24 and all("reason=not_allowed_prefix" in line for line in lines)
+        assert not (logs / "fs-guard-ban.log").exists()  # the built-in default name: no call used it
+        assert state.CONFIG.first_load_timeouts == 0
+
+    def test_a_first_load_slower_than_the_limit_decides_with_the_defaults_and_counts_it(
+            self, monkeypatch, write_config, fs_dirs, call):
+        _, logs = fs_dirs
+        write_config({"filename": "configured.log", "deny_prefix": [], "allow_prefix": ["1"]})
+        monkeypatch.setattr(cfg, "FIRST_LOAD_WAIT", 0.05)
+        self.slow_loader(monkeypatch, 0.5)
+        sessions = self.place_calls_at_once(call, threads=4)
+        waited = state.CONFIG.first_load_timeouts
+        assert waited >= 1  # the three that did not run the load gave up waiting
+        assert sum(s.hangupCause() == "NONE" for s in sessions) >= waited  # "2NN": the defaults accept it
+        assert call("2099").hangupCause() == "CALL_REJECTED"  # once loaded, the file's rules apply
+        assert "config_first_load_timeouts" in status_report.report()["counters"]
+        assert any("decided with the built-in defaults" in line for line in fsctl.log_lines("warning"))
+
+    def test_a_reload_does_not_hold_calls_they_keep_the_last_good_configuration(
+            self, monkeypatch, write_config, call):
+        path = write_config({"deny_prefix": ["9"]})
+        assert call("9123").hangupCause() == "CALL_REJECTED"
+        self.slow_loader(monkeypatch, 0.5)
+        path.write_text(json.dumps({"fail2ban": {"deny_prefix": ["8"]}}))
+        loader = threading.Thread(target=state.CONFIG.current)
+        loader.start()
+        time.sleep(0.05)
+        started = time.monotonic()
+        assert call("9123").hangupCause() == "CALL_REJECTED"  # the last good rules, at once
+        assert time.monotonic() - started < 0.4
+        loader.join()
+        assert call("8123").hangupCause() == "CALL_REJECTED"

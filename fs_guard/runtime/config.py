@@ -224,11 +224,20 @@ class LoadState:
     error_at: Optional[float]
 
 
+#: How long a call that arrives while the first configuration load is still running (it
+#: imports jsonschema: tens of ms) waits for it before it is decided with the built-in
+#: defaults instead (and counted in ``ConfigStore.first_load_timeouts``).
+FIRST_LOAD_WAIT = 2.0
+
+
 class ConfigStore:
     """The configuration in force, re-read only when its file changes.
 
     ``current()`` costs one ``stat`` when nothing changed. A file that fails to load is
     remembered by its signature, so a bad file is parsed (and logged) once, not per call.
+    Calls that arrive during the very first load wait for it (at most FIRST_LOAD_WAIT), so
+    none is decided with the built-in defaults while the operator's file is being read;
+    during a later reload they go on with the last good configuration.
     """
 
     def __init__(self, path: Optional[str] = None) -> None:
@@ -237,6 +246,10 @@ class ConfigStore:
         self._path = path or ""
         self._seen: object = object()  # signature last looked at; matches nothing at first
         self._state = LoadState(default_config(), self._path, None, None, None)
+        self._first_pending = True  # until the first look at the file has finished
+        self._first_done = threading.Event()
+        self._count_lock = threading.Lock()
+        self.first_load_timeouts = 0
 
     @property
     def state(self) -> LoadState:
@@ -246,7 +259,16 @@ class ConfigStore:
         path = self._path or self._locate()
         if _signature(path) != self._seen:
             self._refresh(force=False)
+        if self._first_pending:
+            self._await_first_load()
         return self._state.config
+
+    def _await_first_load(self) -> None:
+        if not self._first_done.wait(FIRST_LOAD_WAIT):
+            with self._count_lock:
+                self.first_load_timeouts += 1
+            host.console("warning", f"fs-guard: the first configuration load is taking over {FIRST_LOAD_WAIT:g} s; "
+                         "this call is decided with the built-in defaults")
 
     def _locate(self) -> str:
         self._path = self._fixed_path or locate_config()
@@ -260,29 +282,41 @@ class ConfigStore:
         return self._state
 
     def _refresh(self, force: bool) -> None:
-        with self._lock:
-            path = self._path
-            signature = _signature(path)
-            if signature == self._seen and not force:
-                return
-            self._seen = signature
-            previous = self._state
-            kept = f"keeping the {'last good' if previous.loaded_at else 'built-in'} configuration"
-            if signature is None:
-                if previous.loaded_at is None and previous.last_error is None and not force:
-                    return  # no file has ever existed: the built-in defaults are right
-                self._fail(previous, f"{path}: missing; {kept}")
-                return
-            try:
-                config = load_config(path)
-            except ConfigError as exc:
-                self._fail(previous, f"{exc}; {kept}")
-                return
-            except Exception as exc:  # never let a loader bug take the screen down with it
-                self._fail(previous, f"{path}: cannot load ({type(exc).__name__}: {exc}); {kept}")
-                return
-            self._state = LoadState(config, path, time.time(), None, None)
-            host.console("notice", f"fs-guard: loaded configuration {_printable(path)}")
+        # While another thread runs the first load, a call does not queue on the lock:
+        # current() waits for that load, at most FIRST_LOAD_WAIT.
+        if not self._lock.acquire(blocking=force or not self._first_pending):
+            return
+        try:
+            self._load(force)
+        finally:
+            if self._first_pending:
+                self._first_pending = False
+                self._first_done.set()
+            self._lock.release()
+
+    def _load(self, force: bool) -> None:
+        path = self._path
+        signature = _signature(path)
+        if signature == self._seen and not force:
+            return
+        self._seen = signature
+        previous = self._state
+        kept = f"keeping the {'last good' if previous.loaded_at else 'built-in'} configuration"
+        if signature is None:
+            if previous.loaded_at is None and previous.last_error is None and not force:
+                return  # no file has ever existed: the built-in defaults are right
+            self._fail(previous, f"{path}: missing; {kept}")
+            return
+        try:
+            config = load_config(path)
+        except ConfigError as exc:
+            self._fail(previous, f"{exc}; {kept}")
+            return
+        except Exception as exc:  # never let a loader bug take the screen down with it
+            self._fail(previous, f"{path}: cannot load ({type(exc).__name__}: {exc}); {kept}")
+            return
+        self._state = LoadState(config, path, time.time(), None, None)
+        host.console("notice", f"fs-guard: loaded configuration {_printable(path)}")
 
     def _fail(self, previous: LoadState, error: str) -> None:
         self._state = LoadState(previous.config, previous.path, previous.loaded_at, error, time.time())

@@ -32,6 +32,7 @@ COUNTERS = (
     stats.EVENTS_MALFORMED,
     stats.EVENTS_DROPPED,
     stats.ERRORS,
+    stats.CONFIG_FIRST_LOAD_TIMEOUTS,
 )
 
 
@@ -63,7 +64,9 @@ def report(reloaded: Optional[LoadState] = None) -> Dict[str, Any]:
     data["ban_log"] = config.ban_log_path
     data["register_failure_hook"] = {"running": hook is not None, "since": _iso(hook)}
     data["counters_since"] = _iso(state.STATS.started)
-    data["counters"] = _ordered(state.STATS.snapshot())
+    counters = state.STATS.snapshot()
+    counters[stats.CONFIG_FIRST_LOAD_TIMEOUTS] = state.CONFIG.first_load_timeouts
+    data["counters"] = _ordered(counters)
     return data
 
 
