@@ -265,7 +265,7 @@ class TestFirstLoad:
         assert waited >= 1  # the three that did not run the load gave up waiting
         assert sum(s.hangupCause() == "NONE" for s in sessions) >= waited  # "2NN": the defaults accept it
         assert call("2099").hangupCause() == "CALL_REJECTED"  # once loaded, the file's rules apply
-        assert "config_first_load_timeouts" in status_report.report()["counters"]
+        assert "config_wait_timeouts" in status_report.report()["counters"]
         assert any("decided with the built-in defaults" in line for line in fsctl.log_lines("warning"))
 
     def test_a_reload_does_not_hold_calls_they_keep_the_last_good_configuration(

@@ -115,6 +115,7 @@ class TestCounters:
             "events_malformed": 1,
             "events_dropped": 0,
             "errors": 0,
+            "config_wait_timeouts": 0,
         }
         text = status()
         assert "\n  rejected.deny_prefix    2\n" in text and "\n  register_failures       2\n" in text

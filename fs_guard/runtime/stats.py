@@ -21,7 +21,7 @@ EVENTS_MALFORMED = "events_malformed"
 EVENTS_DROPPED = "events_dropped"
 REJECTED_PREFIX = "rejected."
 #: Kept by ConfigStore (calls decided with the built-in defaults because the first load was slow).
-CONFIG_FIRST_LOAD_TIMEOUTS = "config_first_load_timeouts"
+CONFIG_WAIT_TIMEOUTS = "config_wait_timeouts"
 
 
 class Counters:
