@@ -32,7 +32,7 @@ COUNTERS = (
     stats.EVENTS_MALFORMED,
     stats.EVENTS_DROPPED,
     stats.ERRORS,
-    stats.CONFIG_FIRST_LOAD_TIMEOUTS,
+    stats.CONFIG_WAIT_TIMEOUTS,
 )
 
 
@@ -65,7 +65,7 @@ def report(reloaded: Optional[LoadState] = None) -> Dict[str, Any]:
     data["register_failure_hook"] = {"running": hook is not None, "since": _iso(hook)}
     data["counters_since"] = _iso(state.STATS.started)
     counters = state.STATS.snapshot()
-    counters[stats.CONFIG_FIRST_LOAD_TIMEOUTS] = state.CONFIG.first_load_timeouts
+    counters[stats.CONFIG_WAIT_TIMEOUTS] = state.CONFIG.first_load_timeouts
     data["counters"] = _ordered(counters)
     return data
 
