@@ -8,6 +8,8 @@ and that action, run as mod_python3 runs it, rejects a toll-fraud number.
 from __future__ import annotations
 
 import json
+import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -47,6 +49,33 @@ class Site:
 @pytest.fixture
 def site(tmp_path):
     return Site(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def bin_dir(tmp_path, monkeypatch):
+    """PATH is one empty directory: no real fs_cli is asked; a test may put a fake one there."""
+    path = tmp_path / "bin"
+    path.mkdir()
+    monkeypatch.setenv("PATH", str(path))
+    return path
+
+
+def fake_fs_cli(bin_dir: Path, body: str) -> None:
+    script = bin_dir / "fs_cli"
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(0o755)
+
+
+def answering_fs_cli(bin_dir: Path, conf_dir, log_dir) -> None:
+    """fs_cli of a running FreeSWITCH with these directories (what ``-x "global_getvar ..."`` prints)."""
+    fake_fs_cli(
+        bin_dir,
+        f'case "$1 $2" in\n'
+        f'  "-x global_getvar conf_dir") echo "{conf_dir}" ;;\n'
+        f'  "-x global_getvar log_dir") echo "{log_dir}" ;;\n'
+        '  *) echo "-ERR no reply" ;;\n'
+        "esac\n",
+    )
 
 
 def run(capsys, *argv: str):
@@ -284,7 +313,26 @@ def test_the_log_directory_is_found_as_fs_guard_will_see_it(tmp_path):
     assert install.guess_log_dir(str(conf), {})[0] == "/var/log/freeswitch"
     (conf.parent / "log").mkdir()
     assert install.guess_log_dir(str(conf), {})[0] == str(conf.parent / "log")
-    assert install.guess_log_dir(str(tmp_path / "etc" / "freeswitch"), {})[0] == "/var/log/freeswitch"
+    packaged = tmp_path / "etc" / "freeswitch"
+    assert install.guess_log_dir(str(packaged), {})[0] == "/var/log/freeswitch"
+    (tmp_path / "var" / "log" / "freeswitch").mkdir(parents=True)
+    assert install.guess_log_dir(str(packaged), {})[0] == str(tmp_path / "var" / "log" / "freeswitch")
+    assert install.guess_log_dir(str(packaged), {"log_dir": "/data/fslog"})[0] == "/data/fslog"
+
+
+def test_a_current_source_build_logs_under_its_prefix(tmp_path, capsys):
+    """Built from source: PREFIX/etc/freeswitch and PREFIX/var/log/freeswitch (docs/freeswitch.md)."""
+    prefix = tmp_path / "usr" / "local" / "freeswitch"
+    tree = fstree.stock(prefix / "etc" / "freeswitch")
+    logs = prefix / "var" / "log" / "freeswitch"
+    logs.mkdir(parents=True)
+    fail2ban = tmp_path / "fail2ban"
+    fail2ban.mkdir()
+    code, out = run(capsys, "install", "--conf-dir", str(tree.root), "--fail2ban-dir", str(fail2ban))
+    assert code == 0, out
+    assert f"logpath  = {logs}/fs-guard-ban.log\n" in (fail2ban / "jail.d" / "fs-guard.conf").read_text()
+    assert f"ban log: {logs}/fs-guard-ban.log (log_dir {logs}: source-build layout under {prefix} (" in out
+    assert (logs / "fs-guard-ban.log").exists() and "does not exist" not in out
 
 
 def test_vars_xml_log_dir_is_used_for_the_jail(site, capsys):
@@ -294,6 +342,48 @@ def test_vars_xml_log_dir_is_used_for_the_jail(site, capsys):
     code, out = run(capsys, "install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban))
     assert code == 0, out
     assert f"logpath  = {elsewhere}/fs-guard-ban.log\n" in (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
+
+
+def test_a_running_freeswitch_on_this_configuration_is_asked_first(site, bin_dir, tmp_path, capsys):
+    answered = site.log.parent / "fs-answered"
+    answered.mkdir()
+    site.tree.replace("vars.xml", "</include>", f'  <X-PRE-PROCESS cmd="set" data="log_dir={site.log}"/>\n</include>')
+    (tmp_path / "conf-link").symlink_to(site.conf)  # the same directory, by another name
+    answering_fs_cli(bin_dir, tmp_path / "conf-link", answered)
+    code, out = run(capsys, "install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban))
+    assert code == 0, out
+    assert f"logpath  = {answered}/fs-guard-ban.log\n" in (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
+    assert (
+        f'ban log: {answered}/fs-guard-ban.log (log_dir {answered}: '
+        'the running FreeSWITCH answered fs_cli -x "global_getvar log_dir")'
+    ) in out
+
+
+def test_the_log_dir_of_a_freeswitch_running_on_another_configuration_is_not_used(site, bin_dir, capsys):
+    answering_fs_cli(bin_dir, "/usr/local/freeswitch/etc/freeswitch", "/usr/local/freeswitch/var/log/freeswitch")
+    code, out = run(capsys, "install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban))
+    assert code == 0, out
+    assert f"logpath  = {site.log}/fs-guard-ban.log\n" in (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
+    assert "source-build layout" in out
+    assert "the running FreeSWITCH reads /usr/local/freeswitch/etc/freeswitch, not this configuration" in out
+
+
+NOT_ANSWERING = {
+    "not-running": 'echo "[ERROR] fs_cli.c:1699 main() Error Connecting [Connection refused]" >&2\nexit 255\n',
+    "err": 'echo "-ERR no reply"\n',
+    "empty": "echo\n",
+    "hangs": f'exec "{sys.executable}" -c "import time; time.sleep(60)"\n',
+}
+
+
+@pytest.mark.parametrize("body", NOT_ANSWERING.values(), ids=list(NOT_ANSWERING))
+def test_a_freeswitch_that_does_not_answer_is_not_waited_for(site, bin_dir, monkeypatch, body):
+    monkeypatch.setattr(install, "FS_CLI_TIMEOUT", 0.5)
+    fake_fs_cli(bin_dir, body)
+    started = time.monotonic()
+    log_dir, how = install.guess_log_dir(str(site.conf), {})
+    assert time.monotonic() - started < 5
+    assert log_dir == str(site.log) and how.startswith("source-build layout") and "running" not in how
 
 
 def test_the_bundle_is_well_formed_and_valid():

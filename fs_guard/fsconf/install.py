@@ -20,6 +20,8 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass, replace
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -140,19 +142,81 @@ class Overlay:
 # -- planning an install ----------------------------------------------------------------
 
 
+#: The program asked for a running FreeSWITCH's directories (looked up on PATH).
+FS_CLI = "fs_cli"
+#: Seconds to wait for fs_cli: a FreeSWITCH that is not running must not stall install.
+FS_CLI_TIMEOUT = 3.0
+
+
+def ask_freeswitch(name: str) -> Optional[str]:
+    """A global variable of the running FreeSWITCH, as an absolute path; None unanswered.
+
+    No fs_cli, no FreeSWITCH to connect to, an error, an empty answer or a timeout all
+    mean: FreeSWITCH did not answer.
+    """
+    program = shutil.which(FS_CLI)
+    if program is None:
+        return None
+    try:
+        result = subprocess.run(
+            [program, "-x", f"global_getvar {name}"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=FS_CLI_TIMEOUT,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    answer = result.stdout.strip()
+    if result.returncode != 0 or "\n" in answer or not os.path.isabs(answer):
+        return None  # "-ERR ...", "Error: ...", "" and any noise are not a path
+    return answer
+
+
+def _running_log_dir(conf_dir: str) -> Tuple[Optional[str], str]:
+    """log_dir of the FreeSWITCH running on ``conf_dir``; else None and why (or "")."""
+    running_conf = ask_freeswitch("conf_dir")
+    if running_conf is None:
+        return None, ""
+    if os.path.realpath(running_conf) != os.path.realpath(conf_dir):
+        return None, f"the running FreeSWITCH reads {running_conf}, not this configuration: its log_dir is not used"
+    return ask_freeswitch("log_dir"), ""
+
+
+def _layout_log_dir(conf_dir: str, variables: Mapping[str, str]) -> Tuple[str, str]:
+    """log_dir as FreeSWITCH would set it for a configuration where it is not running."""
+    if variables.get("log_dir"):
+        return variables["log_dir"], "log_dir is set in vars.xml"
+    etc = os.path.dirname(conf_dir)
+    prefix = os.path.dirname(etc)
+    under_prefix = os.path.join(prefix, "var", "log", "freeswitch")
+    if (
+        os.path.basename(conf_dir) == "freeswitch"
+        and os.path.basename(etc) == "etc"
+        and os.path.dirname(prefix) != prefix  # /etc/freeswitch: the packaged default below
+        and os.path.isdir(under_prefix)
+    ):
+        return under_prefix, f"source-build layout under {prefix} (etc/freeswitch, var/log/freeswitch)"
+    sibling = os.path.join(etc, "log")
+    if os.path.basename(conf_dir) == "conf" and os.path.isdir(sibling):
+        return sibling, f"older source-build layout ({conf_dir} next to {sibling})"
+    return host.DEFAULT_LOG_DIR, "the packaged FreeSWITCH default"
+
+
 def guess_log_dir(conf_dir: str, variables: Mapping[str, str]) -> Tuple[str, str]:
     """FreeSWITCH's log_dir as fs-guard will see it, and how it was found.
 
     FreeSWITCH takes its log directory from its -log option or its build prefix, not
     from XML; fs-guard reads the global variable log_dir, which vars.xml may override.
+    So the running FreeSWITCH is asked first, when it runs on this configuration.
     """
-    if variables.get("log_dir"):
-        return variables["log_dir"], "log_dir is set in vars.xml"
     conf_dir = os.path.abspath(conf_dir)
-    sibling = os.path.join(os.path.dirname(conf_dir), "log")
-    if os.path.basename(conf_dir) == "conf" and os.path.isdir(sibling):
-        return sibling, f"source-build layout ({conf_dir} next to {sibling})"
-    return host.DEFAULT_LOG_DIR, "the packaged FreeSWITCH default"
+    answer, why_not = _running_log_dir(conf_dir)
+    if answer is not None:
+        return answer, f'the running FreeSWITCH answered {FS_CLI} -x "global_getvar log_dir"'
+    log_dir, how = _layout_log_dir(conf_dir, variables)
+    return log_dir, f"{how}; {why_not}" if why_not else how
 
 
 def set_logpath(jail: str, path: str) -> str:

@@ -31,8 +31,10 @@ def register(sub: "argparse._SubParsersAction") -> None:
     add.add_argument(
         "--log-dir",
         metavar="DIR",
-        help="FreeSWITCH's log_dir, where the ban log is (default: log_dir set in vars.xml, else "
-        f"../log next to a source build's conf/, else {host.DEFAULT_LOG_DIR})",
+        help="FreeSWITCH's log_dir, where the ban log is (default: the running FreeSWITCH's answer to "
+        'fs_cli -x "global_getvar log_dir" when its conf_dir is CONF_DIR, else log_dir set in vars.xml, '
+        "else PREFIX/var/log/freeswitch for CONF_DIR PREFIX/etc/freeswitch (a source build), else ../log "
+        f"next to an older source build's conf/, else {host.DEFAULT_LOG_DIR})",
     )
     add.add_argument(
         "--context",
