@@ -545,6 +545,80 @@ class TestCommand:
         assert report["offences_by_reason"] == {"deny_prefix": 1} and report["config"].endswith("fs_guard.json")
 
 
+class TestNotATrace:
+    """A file with no attempt (or, as JSON Lines or CSV, more bad lines than attempts) is no all-clear."""
+
+    QUIET_LOG = ("2026-11-28 10:00:00.000100 97.53% [NOTICE] mod_logfile.c:217 New log started.\n"
+                 "2026-11-28 10:00:01.000000 97.53% [DEBUG] sofia.c:10554 verifying acl \"domains\" for ip/port 203.0.113.7:0.\n")
+    DIALPLAN = "2026-11-28 10:00:02.000000 [INFO] mod_dialplan_xml.c:639 Processing a <b>->0044 in context public\n"
+
+    @pytest.fixture
+    def binary(self, tmp_path):
+        path = tmp_path / "ls"
+        path.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 40)
+        return path
+
+    @pytest.mark.parametrize("fmt", [None, "jsonl", "csv", "fslog"])
+    def test_a_binary_file_exits_3_with_one_line_naming_it_and_no_report(self, binary, capsys, fmt):
+        code, out, err = run(capsys, "replay", str(binary), *(["--format", fmt] if fmt else []))
+        assert (code, out) == (command.NOT_A_TRACE, "")
+        assert err.count("\n") == 1 and err.startswith(f"fs-guard: {binary}: ")
+        assert "no call or registration attempt found (read as " in err
+        assert err.rstrip().endswith("not a trace; see fs-guard replay --help for the formats")
+
+    def test_a_freeswitch_log_is_a_trace_once_it_holds_one_attempt_whatever_else_it_holds(self, tmp_path, capsys):
+        log = tmp_path / "freeswitch.log"
+        log.write_text(self.QUIET_LOG * 50)
+        code, out, err = run(capsys, "replay", str(log))
+        assert (code, out) == (3, "") and "no call or registration attempt found (read as fslog)" in err
+        log.write_text(self.QUIET_LOG * 50 + self.DIALPLAN)
+        assert run(capsys, "replay", str(log))[0] == 0
+
+    def test_json_lines_with_more_bad_lines_than_attempts_is_not_a_trace(self, tmp_path, capsys):
+        trace = jsonl(tmp_path / "t.jsonl", [call(T0)], "oops\noops\n")
+        code, out, err = run(capsys, "replay", str(trace))
+        assert (code, out) == (3, "") and "more bad lines (2) than attempts (1) (read as jsonl)" in err
+        jsonl(trace, [call(T0), call(T0 + 1)], "oops\noops\n")
+        assert run(capsys, "replay", str(trace))[0] == 0
+
+    def test_an_empty_file_and_dev_null_are_empty_not_missing(self, tmp_path, capsys):
+        (tmp_path / "empty.csv").write_text("")
+        for path in (str(tmp_path / "empty.csv"), os.devnull):
+            assert run(capsys, "replay", path) == (3, "", f"fs-guard: {path}: empty: not a trace\n")
+
+    def test_a_directory_is_a_directory_not_missing(self, tmp_path, capsys):
+        code, out, err = run(capsys, "replay", str(tmp_path))
+        assert (code, out) == (2, "") and err.startswith(f"fs-guard: {tmp_path}: is a directory; name the trace files")
+        assert "no such file" not in err
+
+    def test_a_pipe_is_read(self, tmp_path, capsys):
+        trace = jsonl(tmp_path / "t.jsonl", [call(T0)])
+        os.mkfifo(tmp_path / "pipe")
+        writer = subprocess.Popen(["sh", "-c", 'exec cat "$1" > "$2"', "sh", str(trace), str(tmp_path / "pipe")])
+        try:
+            code, out, _ = run(capsys, "replay", str(tmp_path / "pipe"))
+        finally:
+            writer.kill()
+            writer.wait()
+        assert code == 0 and "calls:                      1" in out
+
+    def test_with_several_files_the_report_covers_the_traces_and_names_the_others(self, tmp_path, capsys, binary):
+        trace = jsonl(tmp_path / "t.jsonl", [call(T0 + i) for i in range(5)])
+        code, out, err = run(capsys, "replay", str(trace), str(binary), "--format", "jsonl")
+        assert code == 3 and "fail2ban would ban 1 address" in out
+        assert f"input:      {binary} (jsonl): " in out and "NOT A TRACE (no call or registration attempt found)" in out
+        assert err.count("\n") == 1 and err.startswith(f"fs-guard: {binary}: no call or registration attempt found")
+        code, out, _ = run(capsys, "replay", str(trace), str(binary), "--format", "jsonl", "--json")
+        assert code == 3
+        assert [f["not_a_trace"] for f in json.loads(out)["files"]] == [None, "no call or registration attempt found"]
+
+    def test_the_exit_status_and_the_rule_are_in_the_help(self, capsys):
+        with pytest.raises(SystemExit):
+            cli.main(["replay", "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "3 a file held no trace" in text and "more bad lines than attempts" in text
+
+
 class TestDemo:
     def test_demo_replays_the_bundled_trace_on_the_built_in_defaults(self, capsys, write_config):
         write_config({"deny_prefix": ["9"]})  # a located configuration does not change the demo

@@ -161,6 +161,7 @@ class FileSummary:
     events: int
     bad: int
     bad_lines: Tuple[Tuple[int, str], ...]  # the first few: (line number, why)
+    not_a_trace: Optional[str]  # why the file is not a trace (traces.Trace.not_a_trace); None: it is one
 
 
 @dataclass(frozen=True)
@@ -320,7 +321,8 @@ class Replay:
         ranked = sorted(by_address.items(), key=lambda item: (-sum(item[1].values()), item[0]))
         return Report(
             files=tuple(
-                FileSummary(t.path, t.format, t.lines, t.events, t.bad, tuple((b.line, b.error) for b in t.bad_lines))
+                FileSummary(t.path, t.format, t.lines, t.events, t.bad, tuple((b.line, b.error) for b in t.bad_lines),
+                            t.not_a_trace())
                 for t in traces
             ),
             config=self.config.source,

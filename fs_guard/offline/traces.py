@@ -59,6 +59,8 @@ FIELDS = ("time", "kind", "ip", "context", "number", "ua", "user", "profile", "h
 _REQUIRED_CELLS = 6
 #: Bad lines kept with their text per file; the rest are only counted.
 MAX_BAD_SHOWN = 20
+#: ``Trace.not_a_trace()`` for a file with no line at all.
+EMPTY = "empty"
 #: Lines between two calls of a progress callback.
 PROGRESS_EVERY = 1 << 16
 
@@ -171,6 +173,22 @@ class Trace:
         self.size = os.path.getsize(path)
         self._progress = progress
         self._raw: Optional[Any] = None
+
+    def not_a_trace(self) -> Optional[str]:
+        """Why the file read is not a trace (``EMPTY``, or what it lacks), or None when it is one.
+
+        A FreeSWITCH log is mostly lines that are not calls: they are skipped, not bad, so
+        it is a trace when it holds one attempt. JSON Lines and CSV hold nothing else: they
+        are not a trace when they hold no attempt or more bad lines than attempts (a
+        binary or unrelated file read as CSV is all bad lines).
+        """
+        if not self.lines and not self.bad:
+            return EMPTY
+        if not self.events:
+            return "no call or registration attempt found"
+        if self.format != FSLOG and self.bad > self.events:
+            return f"more bad lines ({self.bad:,}) than attempts ({self.events:,})"
+        return None
 
     def position(self) -> int:
         """Bytes of the file read so far (compressed bytes for a gzip file)."""

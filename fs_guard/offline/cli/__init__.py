@@ -2,7 +2,7 @@
 
 Each subcommand is a ``register(subparsers)`` in its own module of this package; this
 file only wires them. Exit codes: 0 success/accept, 1 reject or findings, 2 usage or
-config error.
+config error, 3 (replay) the input held no trace.
 """
 
 from __future__ import annotations

@@ -21,16 +21,35 @@ from fs_guard.offline import replay, traces
 from fs_guard.runtime import offence
 from fs_guard.offline.cli.check import load_or_report
 from fs_guard.runtime.config import Config, default_config
-from fs_guard.offline.replay import Jail, JailError, Replay, Report
+from fs_guard.offline.replay import FileSummary, Jail, JailError, Replay, Report
 
 BUNDLED_TRACE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                              "data", "attack-trace.jsonl.gz")
 #: Bans and bad lines listed in the text report; --json lists every ban.
 SHOWN = 30
+#: Exit status when an input file held no trace (2 is usage, a missing file, a bad configuration).
+NOT_A_TRACE = 3
+EPILOG = """\
+formats (by extension, .gz stripped: .jsonl .ndjson .json, .csv, .log; else by the
+first line; --format to choose):
+  jsonl  one JSON object per line: time, kind, ip, context, number, ua, user, profile,
+         host, type (time required; kind is call or register_failure)
+  csv    the same fields as columns, named by a header row (else in that order)
+  fslog  FreeSWITCH's freeswitch.log: its invite, dialplan and SIP auth failure lines
+
+A file is not a trace when it is empty or holds no call or registration attempt; a
+jsonl or csv file also when it has more bad lines than attempts (a freeswitch.log's
+other lines are skipped, not bad).
+
+exit status: 0 the report; 2 usage, a missing file or a directory, a bad configuration,
+jail or --ban-log; 3 a file held no trace (named on stderr; the report is printed when
+another file did)."""
 
 
 def register(sub: "argparse._SubParsersAction") -> None:
-    parser = sub.add_parser("replay", help="what fs-guard and fail2ban would have done to recorded calls")
+    parser = sub.add_parser("replay", help="what fs-guard and fail2ban would have done to recorded calls",
+                            description="What fs-guard and fail2ban would have done to recorded calls.",
+                            epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="*", metavar="FILE",
                         help="traces: JSON Lines, CSV or freeswitch.log, optionally gzipped "
                              "(default: the bundled attack trace on the built-in defaults)")
@@ -65,10 +84,10 @@ def run_replay(args: argparse.Namespace) -> int:
     except JailError as exc:
         print(f"fs-guard: jail {exc}", file=sys.stderr)
         return 2
-    missing = [path for path in files if not os.path.isfile(path)]
-    if missing:
-        for path in missing:
-            print(f"fs-guard: no such file: {path}", file=sys.stderr)
+    unreadable = [problem for problem in map(_not_a_file, files) if problem]
+    if unreadable:
+        for problem in unreadable:
+            print(f"fs-guard: {problem}", file=sys.stderr)
         return 2
     if args.ban_log and _same_file(args.ban_log, config.ban_log_path):
         print(f"fs-guard: refusing to overwrite the live ban log {config.ban_log_path}", file=sys.stderr)
@@ -78,12 +97,33 @@ def run_replay(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"fs-guard: cannot read {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    if args.json:
-        json.dump(report_json(report), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(render(report))
-    return 0
+    refused = [f for f in report.files if f.not_a_trace]
+    if len(refused) < len(report.files):  # a report on no trace at all would read as an all-clear
+        if args.json:
+            json.dump(report_json(report), sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            sys.stdout.write(render(report))
+    for f in refused:
+        print(f"fs-guard: {_refusal(f)}", file=sys.stderr)
+    return NOT_A_TRACE if refused else 0
+
+
+def _not_a_file(path: str) -> Optional[str]:
+    """Why ``path`` cannot be read as a trace before reading it, or None (a pipe or /dev/null can)."""
+    if os.path.isdir(path):
+        return f"{path}: is a directory; name the trace files in it (e.g. {os.path.join(path, '*.log')})"
+    if not os.path.exists(path):
+        return f"no such file: {path}"
+    return None
+
+
+def _refusal(f: FileSummary) -> str:
+    """The one line that says a file is not a trace."""
+    if f.not_a_trace == traces.EMPTY:
+        return f"{f.path}: empty: not a trace"
+    return (f"{f.path}: {f.not_a_trace} (read as {f.format}): not a trace; "
+            "see fs-guard replay --help for the formats")
 
 
 def _config(path: Optional[str], bundled: bool) -> Optional[Config]:
@@ -170,7 +210,8 @@ def report_json(report: Report) -> Dict[str, Any]:
     return {
         "files": [
             {"path": f.path, "format": f.format, "lines": f.lines, "events": f.events, "bad": f.bad,
-             "bad_lines": [{"line": line, "error": error} for line, error in f.bad_lines]}
+             "bad_lines": [{"line": line, "error": error} for line, error in f.bad_lines],
+             "not_a_trace": f.not_a_trace}
             for f in report.files
         ],
         "config": report.config,
@@ -205,7 +246,8 @@ def render(report: Report) -> str:
     lines: List[str] = ["fs-guard replay: what fs-guard and fail2ban would have done", ""]
     for f in report.files:
         bad = f", {f.bad:,} bad" if f.bad else ""
-        lines.append(f"input:      {f.path} ({f.format}): {f.lines:,} lines, {f.events:,} attempts{bad}")
+        refused = f": NOT A TRACE ({f.not_a_trace})" if f.not_a_trace else ""
+        lines.append(f"input:      {f.path} ({f.format}): {f.lines:,} lines, {f.events:,} attempts{bad}{refused}")
     if report.first is not None and report.last is not None:
         lines.append(f"period:     {iso(report.first)} .. {iso(report.last)} ({_span(report.last - report.first)})")
     lines.append(f"rules:      {report.config or 'built-in defaults'}")
