@@ -53,6 +53,11 @@ class TestCheckConfig:
         result = fs_guard("check-config", "--config", str(tmp_path / "nope.json"))
         assert result.returncode == 2 and "cannot read" in result.stderr
 
+    def test_without_a_file_the_path_looked_at_is_named(self, tmp_path):
+        absent = str(tmp_path / "absent.json")
+        result = fs_guard("check-config", env={"FS_GUARD_CONFIG": absent})
+        assert result.returncode == 0 and f"configuration: built-in defaults: no file at {absent}: OK" in result.stdout
+
     def test_fs_guard_config_is_used_without_config(self, config_file):
         path = config_file({"destination_number_max_len": 7})
         result = fs_guard("check-config", env={"FS_GUARD_CONFIG": path})
@@ -67,7 +72,7 @@ class TestTestCommand:
 
     def test_an_accepted_number_prints_accept_and_exits_0(self, config_file):
         result = fs_guard("test", "1001", "--context", "default", "--config", config_file({}))
-        assert (result.returncode, result.stdout.strip()) == (0, 'ACCEPT "1001" context=default')
+        assert (result.returncode, result.stdout.splitlines()[0]) == (0, 'ACCEPT "1001" context=default')
 
     def test_the_context_picks_its_rules(self, config_file):
         path = config_file({"contexts": {"default": {"deny_prefix": ["9"]}}})
@@ -80,14 +85,43 @@ class TestTestCommand:
         assert result.returncode == 1 and "reason=scanner_user_agent" in result.stdout
 
     def test_the_ip_tells_whether_a_ban_line_would_be_written(self, config_file):
-        path = config_file({"trusted_networks": ["192.0.2.0/24"]})
-        assert "ban line: yes, ip[203.0.113.7]" in fs_guard("test", "00", "--ip", "203.0.113.7", "--config", path).stdout
-        assert "in a trusted network" in fs_guard("test", "00", "--ip", "192.0.2.9", "--config", path).stdout
-        assert "not a valid IP" in fs_guard("test", "00", "--ip", "nope", "--config", path).stdout
+        path = config_file({"filename": "/var/log/fs/ban.log", "trusted_networks": ["192.0.2.0/24"],
+                            "contexts": {"lab": {"monitor": True}, "quiet": {"ban": False}}})
 
-    def test_without_a_file_the_built_in_defaults_decide(self, tmp_path):
-        result = fs_guard("test", "+4412345", env={"FS_GUARD_CONFIG": str(tmp_path / "absent.json")})
+        def ban_line(ip, context="public"):
+            lines = fs_guard("test", "00", "--ip", ip, "--context", context, "--config", path).stdout.splitlines()
+            return [line for line in lines if line.startswith("ban line: ")]
+
+        assert ban_line("203.0.113.7") == ["ban line: would be written: ip[203.0.113.7] to /var/log/fs/ban.log"]
+        assert ban_line("192.0.2.9") == ["ban line: would not be written (192.0.2.9 is in a trusted network)"]
+        assert ban_line("nope") == ['ban line: would not be written ("nope" is not a valid IP address)']
+        assert ban_line("203.0.113.7", "lab") == ["ban line: would not be written (monitor mode writes none)"]
+        assert ban_line("203.0.113.7", "quiet") == ['ban line: would not be written ("ban": false for these rules)']
+
+    def test_the_configuration_decided_with_is_named_with_its_rule_set(self, config_file):
+        path = config_file({"contexts": {"default": {"deny_prefix": ["9"]}}})
+        assert f"configuration: {path} (the rules in contexts.default)\n" in fs_guard(
+            "test", "9001", "--context", "default", "--config", path).stdout
+        assert f"configuration: {path} (the top-level rules)\n" in fs_guard(
+            "test", "1001", "--context", "default", "--config", config_file({})).stdout
+
+    def test_without_a_file_the_built_in_defaults_decide_and_the_path_looked_at_is_named(self, tmp_path):
+        absent = str(tmp_path / "absent.json")
+        result = fs_guard("test", "+4412345", env={"FS_GUARD_CONFIG": absent})
         assert result.returncode == 1 and "reason=deny_prefix" in result.stdout
+        assert f"configuration: built-in defaults: no file at {absent} (the top-level rules)" in result.stdout
+        assert result.stderr == ""  # no contexts at all: the top-level rules apply everywhere, by design
+
+    def test_a_context_with_no_entry_in_contexts_is_warned_about_on_stderr_and_still_decided(self, config_file):
+        path = config_file({"contexts": {"public": {"deny_prefix": ["9"]}, "default": {}}})
+        result = fs_guard("test", "9001", "--context", "pubilc", "--config", path)
+        assert result.stderr == ("fs-guard: warning: context 'pubilc' has no entry in contexts (public, default): "
+                                 "the top-level rules apply\n")
+        assert result.returncode == 0 and result.stdout.startswith('ACCEPT "9001" context=pubilc')
+        assert fs_guard("test", "9001", "--context", "public", "--config", path).stderr == ""
+
+    def test_a_file_without_contexts_warns_about_no_context(self, config_file):
+        assert fs_guard("test", "1001", "--context", "anything", "--config", config_file({})).stderr == ""
 
     def test_a_bad_config_exits_2(self, config_file):
         assert fs_guard("test", "1001", "--config", config_file({"max": 1})).returncode == 2

@@ -79,11 +79,16 @@ def describe_rules(rules: Rules) -> list:
     ]
 
 
+def config_name(config: Config) -> str:
+    """The file a configuration came from, or, for the built-in defaults, the file looked for."""
+    return config.source or f"built-in defaults: no file at {locate_config()}"
+
+
 def run_check(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
         return 2
-    print(f"configuration: {config.source or 'built-in defaults (no file found)'}: OK")
+    print(f"configuration: {config_name(config)}: OK")
     print(f"ban log:       {config.ban_log_path}")
     print(f"on error:      {config.on_error} the call")
     nets = ", ".join(str(n) for n in config.trusted_networks) or "none"
@@ -99,14 +104,24 @@ def run_test(args: argparse.Namespace) -> int:
     config = load_or_report(args.config)
     if config is None:
         return 2
+    context = banlog.token(args.context)
+    if config.contexts and args.context not in config.contexts:
+        # Without any contexts the top-level rules apply everywhere by design: nothing to warn of.
+        names = ", ".join(banlog.escape(name) for name in config.contexts)
+        print(f"fs-guard: warning: context '{banlog.escape(args.context)}' has no entry in contexts "
+              f"({names}): the top-level rules apply", file=sys.stderr)
     rules = config.rules_for(args.context)
     verdict = decide(rules, CallFacts(args.number, args.context, args.ip, args.user_agent))
     number = banlog.quoted(args.number)
     if verdict.accept:
-        print(f"ACCEPT {number} context={banlog.token(args.context)}")
+        print(f"ACCEPT {number} context={context}")
+    else:
+        note = " (monitor mode: would be logged, not rejected)" if rules.monitor else ""
+        print(f"REJECT {number} context={context} reason={verdict.reason}{note}")
+    which = f"the rules in contexts.{context}" if args.context in config.contexts else "the top-level rules"
+    print(f"configuration: {config_name(config)} ({which})")
+    if verdict.accept:
         return 0
-    note = " (monitor mode: would be logged, not rejected)" if rules.monitor else ""
-    print(f"REJECT {number} context={banlog.token(args.context)} reason={verdict.reason}{note}")
     if args.ip is not None:
         print(f"ban line: {_ban_outcome(config, rules, args.ip)}")
     return 1
@@ -116,9 +131,15 @@ def _ban_outcome(config: Config, rules: Rules, ip: str) -> str:
     address = offence.ban_address(ip)
     outcome = offence.ban_outcome(config, rules, address)
     if outcome == offence.BANNED:
-        return f"yes, ip[{address}] to {config.ban_log_path}"
+        return f"would be written: ip[{address}] to {config.ban_log_path}"
     if outcome == offence.NO_ADDRESS:
-        return f"no ({banlog.quoted(ip)} is not a valid IP address)"
-    if outcome == offence.TRUSTED:
-        return f"no ({address} is in a trusted network)"
-    return f"no ({outcome})"
+        why = f"{banlog.quoted(ip)} is not a valid IP address"
+    elif outcome == offence.TRUSTED:
+        why = f"{address} is in a trusted network"
+    elif outcome == offence.MONITOR:
+        why = "monitor mode writes none"
+    elif outcome == offence.BAN_LINES_OFF:
+        why = '"ban": false for these rules'
+    else:
+        why = outcome
+    return f"would not be written ({why})"
