@@ -136,6 +136,44 @@ def test_each_check_fires_on_its_hole(clean, check, severity, file, needle, open
     assert all(f.message and f.fix for f in found)
 
 
+def test_log_auth_failures_in_global_settings_is_no_default_for_the_profiles(clean):
+    """mod_sofia reads log-auth-failures per profile only (sofia.c, config_sofia)."""
+    clean.replace("sip_profiles/internal.xml", '    <param name="log-auth-failures" value="true"/>\n', "")
+    clean.replace(
+        "autoload_configs/sofia.conf.xml",
+        "  <global_settings>\n",
+        '  <global_settings>\n    <param name="log-auth-failures" value="true"/>\n',
+    )
+    (finding,) = findings(clean)
+    assert (finding.check, finding.file) == ("log-auth-failures-off", "sip_profiles/internal.xml")
+    line = clean.line_of("autoload_configs/sofia.conf.xml", "log-auth-failures")
+    assert f"log-auth-failures in <global_settings> (autoload_configs/sofia.conf.xml:{line}) has no effect" in finding.message
+
+
+def test_allow_empty_password_counts_where_mod_sofia_reads_it(clean):
+    """A directory user's params, merged with its group's and domain's (sofia_reg.c, sofia_reg_parse_auth);
+    a profile setting of that name is not read."""
+    clean.replace(
+        "sip_profiles/internal.xml", "  <settings>\n", '  <settings>\n    <param name="allow-empty-password" value="true"/>\n'
+    )
+    assert findings(clean) == []
+
+    clean.replace(
+        "directory/default.xml",
+        '<group name="default">\n',
+        '<group name="default">\n        <params>\n          <param name="allow-empty-password" value="yes"/>\n'
+        "        </params>\n",
+    )
+    clean.replace(
+        "directory/default/1001.xml", "    <params>\n", '    <params>\n      <param name="allow-empty-password" value="false"/>\n'
+    )
+    (finding,) = findings(clean)
+    assert (finding.check, finding.file) == ("allow-empty-password", "directory/default.xml")
+    assert finding.line == clean.line_of("directory/default.xml", "allow-empty-password")
+    assert "directory user(s) 1000 " in finding.message  # 1001 sets it false for itself
+    assert "mod_sofia's default" in finding.message and "whatever password it sends" in finding.message
+
+
 def test_the_stock_configuration_has_its_known_holes(tmp_path, capsys):
     tree = fstree.stock(tmp_path / "conf")
     code, out, _ = run(capsys, "audit", "--conf-dir", str(tree.root))

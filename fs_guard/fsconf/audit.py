@@ -247,16 +247,33 @@ def check_profiles(config: FsConfig) -> Iterator[Finding]:
                 'add <param name="apply-inbound-acl" value="trusted_sip_peers"/> with a list of your carriers in '
                 "acl.conf.xml (fs-guard's sample: autoload_configs/acl.conf.xml), or set auth-calls to true",
             )
+        # mod_sofia reads log-auth-failures per profile only: config_sofia() in
+        # src/mod/endpoints/mod_sofia/sofia.c (4830 at FreeSWITCH cc93a68) sets or clears
+        # PFLAG_LOG_AUTH_FAIL in the loop over the profile's own <settings>; the loop over
+        # <global_settings> (sofia.c 4503) does not know the name and a profile inherits
+        # nothing from it. Unset, the flag is off (the profile is allocated zeroed).
         if not fsmodel.fs_true(profile.value("log-auth-failures")):
+            ignored = _global_settings(config).get("log-auth-failures")
+            no_effect = (
+                f"; log-auth-failures in <global_settings> ({_rel(config, ignored.start)}) has no effect: "
+                "mod_sofia reads it per profile only"
+                if ignored is not None
+                else ""
+            )
             yield _finding(
                 config,
                 "log-auth-failures-off",
                 "low",
                 profile.where("log-auth-failures"),
                 f"profile {profile.name} does not log failed authentications: fail2ban's stock freeswitch "
-                "filter (and you) cannot see password guessing",
+                f"filter (and you) cannot see password guessing{no_effect}",
                 'set <param name="log-auth-failures" value="true"/> in the profile\'s <settings>',
             )
+
+
+def _global_settings(config: FsConfig) -> Dict[str, Element]:
+    sofia = config.configuration("sofia.conf")
+    return fsmodel.params(sofia.find("global_settings") if sofia is not None else None)
 
 
 def check_outbound(config: FsConfig) -> Iterator[Finding]:
@@ -356,21 +373,34 @@ def check_passwords(config: FsConfig) -> Iterator[Finding]:
             'set <X-PRE-PROCESS cmd="set" data="default_password=..."/> in vars.xml to a long random value, '
             "better give every user its own password, then fs_cli -x reloadxml",
         )
-    for element, where in _allow_empty_password(config):
+    for param, users in _allow_empty_password(config):
         yield _finding(
-            config, "allow-empty-password", "high", where,
-            f"allow-empty-password is {element.get('value')!r}: a user without a password is let in with any password",
-            "set allow-empty-password to false, or remove it and give every user a password",
+            config, "allow-empty-password", "high", param.start,
+            f"allow-empty-password is {param.get('value')!r} for directory user(s) {', '.join(users)} (true is also "
+            "mod_sofia's default when it is unset): a user with neither a password nor an a1-hash is "
+            "authenticated whatever password it sends",
+            "set allow-empty-password to false in the domain's <params> (mod_sofia then answers 403 to a user "
+            "without a password) and give every user a password",
         )
 
 
-def _allow_empty_password(config: FsConfig) -> Iterator[Tuple[Element, Origin]]:
-    for section in ("directory", "configuration"):
-        top = config.section(section)
-        for element in top.iter() if top is not None else ():
-            if element.tag == "param" and element.get("name").lower() == "allow-empty-password":
-                if fsmodel.fs_true(element.get("value")):
-                    yield element, element.start
+def _allow_empty_password(config: FsConfig) -> List[Tuple[Element, List[str]]]:
+    """Each allow-empty-password param set true, with the users it applies to.
+
+    mod_sofia reads it from the directory user only: sofia_reg_parse_auth() in
+    src/mod/endpoints/mod_sofia/sofia_reg.c (3257 at FreeSWITCH cc93a68) takes it from
+    the <params> of the user found by switch_xml_locate_user_merged(), into which
+    switch_xml_merge_user() (src/switch_xml.c) merges the group's and then the domain's
+    params the user does not set itself (fsmodel.users merges the same way). It is no
+    profile param. Unset it is true (sofia_reg.c 2988); true and neither password nor
+    a1-hash: AUTH_OK without checking the digest (sofia_reg.c 3333); false: 403 (3327).
+    """
+    found: Dict[Origin, Tuple[Element, List[str]]] = {}
+    for user in fsmodel.users(config):
+        param = user.params.get("allow-empty-password")
+        if param is not None and fsmodel.fs_true(param.get("value")):
+            found.setdefault(param.start, (param, []))[1].append(user.id)
+    return list(found.values())
 
 
 CHECKS: Tuple[Callable[[FsConfig], Iterable[Finding]], ...] = (
