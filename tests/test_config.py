@@ -282,3 +282,14 @@ class TestFirstLoad:
         assert time.monotonic() - started < 0.4
         loader.join()
         assert call("8123").hangupCause() == "CALL_REJECTED"
+
+
+class TestTheWholeDocument:
+    def test_a_document_that_is_not_an_object_is_named_as_the_document_with_what_to_do(self):
+        assert errors_of(text="[]") == (
+            "(document): [] is not of type 'object' "
+            '(the file must be a JSON object with a "fail2ban" object in it)',
+        )
+
+    def test_a_fail2ban_that_is_not_an_object_is_named_by_its_path(self):
+        assert errors_of(text='{"fail2ban": []}') == ("fail2ban: [] is not of type 'object'",)

@@ -81,13 +81,14 @@ class Config:
 
 
 def _path_of(parts: Sequence[Any]) -> str:
-    path = "fail2ban" if not parts else ""
+    """A field's path, ``fail2ban.deny_prefix[1]``; ``(document)`` for the file's whole document."""
+    path = ""
     for part in parts:
         if isinstance(part, int):
             path += f"[{part}]"
         else:
             path += f".{part}" if path else str(part)
-    return path
+    return path or "(document)"
 
 
 def _schema_errors(document: Any) -> List[str]:
@@ -105,7 +106,8 @@ def _schema_errors(document: Any) -> List[str]:
         if error.validator == "required" and not parts:
             errors.append('fail2ban: missing (the file needs a top-level "fail2ban" object)')
             continue
-        errors.append(f"{_path_of(parts)}: {error.message}")
+        hint = ' (the file must be a JSON object with a "fail2ban" object in it)' if not parts else ""
+        errors.append(f"{_path_of(parts)}: {error.message}{hint}")
     return errors
 
 
