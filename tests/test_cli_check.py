@@ -58,6 +58,26 @@ class TestCheckConfig:
         result = fs_guard("check-config", env={"FS_GUARD_CONFIG": absent})
         assert result.returncode == 0 and f"configuration: built-in defaults: no file at {absent}: OK" in result.stdout
 
+    def test_the_file_may_be_named_without_config(self, config_file):
+        path = config_file({})
+        result = fs_guard("check-config", path)
+        assert result.returncode == 0 and f"configuration: {path}: OK" in result.stdout
+
+    def test_a_file_named_both_ways_is_a_usage_error(self, config_file):
+        path = config_file({})
+        for args in ((path, "--config", path), ("--config", path, path)):
+            result = fs_guard("check-config", *args)
+            assert result.returncode == 2 and result.stderr.startswith("usage: ")
+            assert "not allowed with argument" in result.stderr
+
+    def test_a_document_that_is_not_an_object_says_what_the_file_must_be(self, tmp_path):
+        path = tmp_path / "fs_guard.json"
+        path.write_text("[]")
+        result = fs_guard("check-config", str(path))
+        assert result.returncode == 2 and result.stderr == (
+            f"fs-guard: configuration {path} is not valid:\n"
+            "  (document): [] is not of type 'object' (the file must be a JSON object with a \"fail2ban\" object in it)\n")
+
     def test_fs_guard_config_is_used_without_config(self, config_file):
         path = config_file({"destination_number_max_len": 7})
         result = fs_guard("check-config", env={"FS_GUARD_CONFIG": path})

@@ -368,12 +368,32 @@ class TestJail:
         jail = replay.load_jail(str(tmp_path / "k.conf"))
         assert (jail.maxretry, jail.findtime, jail.bantime) == (5, 600, float("inf"))
 
-    @pytest.mark.parametrize("text", ["[other]\nmaxretry = 5\n", "[fs-guard]\nmaxretry = many\n",
-                                      "[fs-guard]\nfindtime = soon\n", "no section"])
-    def test_a_bad_jail_is_an_error(self, tmp_path, text):
+    @pytest.mark.parametrize("text, error", [
+        ("[other]\nmaxretry = 5\n", "no [fs-guard] section (name the jail file that has one, "
+                                     "e.g. /etc/fail2ban/jail.d/fs-guard.conf)"),
+        ("[fs-guard]\nmaxretry = many\n", "maxretry 'many' is not a positive whole number"),
+        ("[fs-guard]\nfindtime = soon\n", "'soon' is not a time (seconds, or a number with s, m, h, d or w)"),
+        ("no section", "line 1: text before any [section]: not a fail2ban jail file"),
+        ("[fs-guard]\nmaxretry = 3\njunk\n", "line 3: neither [section] nor 'key = value'"),
+        ("[fs-guard]\nmaxretry = 3\nmaxretry = 4\n", "line 3: maxretry given twice in [fs-guard] (remove one)"),
+        ("[fs-guard]\n[fs-guard]\n", "line 2: section [fs-guard] given twice (remove one)"),
+    ])
+    def test_a_bad_jail_is_one_line_naming_the_file_and_what_is_wrong(self, tmp_path, text, error):
         (tmp_path / "j.conf").write_text(text)
-        with pytest.raises(JailError):
+        with pytest.raises(JailError) as caught:
             replay.load_jail(str(tmp_path / "j.conf"))
+        assert str(caught.value) == f"{tmp_path / 'j.conf'}: {error}"
+
+    def test_a_missing_or_binary_jail_is_one_line_not_python_exception_text(self, tmp_path, capsys):
+        trace = jsonl(tmp_path / "t.jsonl", [call(T0)])
+        (tmp_path / "ls").write_bytes(b"\x7fELF\x02\x01\x01\x00\xd0\xff" * 10)
+        (tmp_path / "j.conf").write_text("[fs-guard]\n")
+        (tmp_path / "j.local").write_bytes(b"\xd0\xff")
+        for path, error in [(tmp_path / "missing.conf", "cannot read: No such file or directory"),
+                            (tmp_path / "ls", "is not a text file (fail2ban jail files are UTF-8 text)"),
+                            (tmp_path / "j.local", "is not a text file (fail2ban jail files are UTF-8 text)")]:
+            jail = tmp_path / "j.conf" if path.suffix == ".local" else path
+            assert run(capsys, "replay", str(trace), "--jail", str(jail)) == (2, "", f"fs-guard: jail {path}: {error}\n")
 
 
 # -- the screen's own decisions -------------------------------------------------------------
@@ -537,6 +557,26 @@ class TestCommand:
         write_config({"denny_prefix": ["00"]})
         code, _, err = run(capsys, "replay", str(trace))
         assert code == 2 and "denny_prefix" in err
+
+    def test_top_0_lists_no_address_and_a_negative_top_is_a_usage_error(self, tmp_path, capsys):
+        trace = jsonl(tmp_path / "t.jsonl", [call(T0, ip="203.0.113.1"), call(T0, ip="203.0.113.2")])
+        report = json.loads(run(capsys, "replay", str(trace), "--json", "--top", "0")[1])
+        assert report["top_offenders"] == [] and report["rejected"] == 2
+        assert len(json.loads(run(capsys, "replay", str(trace), "--json", "--top", "1")[1])["top_offenders"]) == 1
+        for top, error in (("-1", "argument --top: -1 is negative (0 lists no address)"),
+                           ("x", "argument --top: 'x' is not a whole number")):
+            with pytest.raises(SystemExit) as stopped:
+                cli.main(["replay", str(trace), "--top", top])
+            err = capsys.readouterr().err
+            assert stopped.value.code == 2 and err.startswith("usage: ") and err.endswith(f"fs-guard: error: {error}\n")
+
+    def test_a_ban_log_that_cannot_be_written_is_refused_before_replaying(self, tmp_path, capsys):
+        trace = jsonl(tmp_path / "t.jsonl", [call(T0)])
+        target = tmp_path / "no-such-dir" / "would-ban.log"
+        assert run(capsys, "replay", str(trace), "--ban-log", str(target)) == (
+            2, "", f"fs-guard: cannot write --ban-log {target}: No such file or directory (create the directory first)\n")
+        assert run(capsys, "replay", str(trace), "--ban-log", str(tmp_path)) == (
+            2, "", f"fs-guard: cannot write --ban-log {tmp_path}: Is a directory\n")
 
     def test_the_configuration_is_the_screens(self, tmp_path, capsys, write_config):
         write_config({"deny_prefix": ["9"]})

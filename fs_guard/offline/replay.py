@@ -93,15 +93,12 @@ def load_jail(path: str) -> Jail:
     """The ``[fs-guard]`` section of ``path`` (and of ``.local`` beside it, as fail2ban reads them)."""
     parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
     local = os.path.splitext(path)[0] + ".local"
-    try:
-        with open(path, encoding="utf-8") as handle:
-            parser.read_file(handle)
-        if os.path.exists(local):
-            parser.read(local, encoding="utf-8")
-    except (OSError, configparser.Error, UnicodeDecodeError) as exc:
-        raise JailError(f"{path}: {exc}") from None
+    _read_jail(parser, path)
+    if os.path.exists(local):
+        _read_jail(parser, local)
     if not parser.has_section(JAIL_SECTION):
-        raise JailError(f"{path}: no [{JAIL_SECTION}] section")
+        raise JailError(f"{path}: no [{JAIL_SECTION}] section (name the jail file that has one, "
+                        f"e.g. /etc/fail2ban/{JAIL_FILE})")
     values = {key: parser.get(JAIL_SECTION, key, fallback=default) for key, default in FAIL2BAN_DEFAULTS.items()}
     try:
         maxretry = int(values["maxretry"])
@@ -114,6 +111,25 @@ def load_jail(path: str) -> Jail:
                     _networks(values["ignoreip"]), path)
     except JailError as exc:
         raise JailError(f"{path}: {exc}") from None
+
+
+def _read_jail(parser: configparser.ConfigParser, path: str) -> None:
+    """One jail file into ``parser``; JailError says in one line what is wrong with it."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle, source=path)
+    except OSError as exc:
+        raise JailError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise JailError(f"{path}: is not a text file (fail2ban jail files are UTF-8 text)") from None
+    except configparser.MissingSectionHeaderError as exc:
+        raise JailError(f"{path}: line {exc.lineno}: text before any [section]: not a fail2ban jail file") from None
+    except configparser.ParsingError as exc:
+        raise JailError(f"{path}: line {exc.errors[0][0]}: neither [section] nor 'key = value'") from None
+    except configparser.DuplicateSectionError as exc:
+        raise JailError(f"{path}: line {exc.lineno}: section [{exc.section}] given twice (remove one)") from None
+    except configparser.DuplicateOptionError as exc:
+        raise JailError(f"{path}: line {exc.lineno}: {exc.option} given twice in [{exc.section}] (remove one)") from None
 
 
 def shipped_jail() -> Jail:

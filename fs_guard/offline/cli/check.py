@@ -14,7 +14,9 @@ from fs_guard.runtime.rules import CallFacts, PrefixSet, Rules, decide
 
 def register(sub: "argparse._SubParsersAction") -> None:
     check = sub.add_parser("check-config", help="validate a configuration and summarise its rules")
-    _config_option(check)
+    which = check.add_mutually_exclusive_group()
+    which.add_argument("path", nargs="?", metavar="PATH", help="configuration file (the same as --config PATH)")
+    _config_option(which)
     check.set_defaults(run=run_check)
 
     test = sub.add_parser("test", help="decide one number as the screen would")
@@ -26,7 +28,7 @@ def register(sub: "argparse._SubParsersAction") -> None:
     test.set_defaults(run=run_test)
 
 
-def _config_option(parser: argparse.ArgumentParser) -> None:
+def _config_option(parser: "argparse._ActionsContainer") -> None:
     parser.add_argument(
         "--config",
         metavar="PATH",
@@ -85,7 +87,7 @@ def config_name(config: Config) -> str:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    config = load_or_report(args.config)
+    config = load_or_report(args.path or args.config)
     if config is None:
         return 2
     print(f"configuration: {config_name(config)}: OK")

@@ -8,6 +8,7 @@ decides them with the configuration the screen would use; ``replay`` without a f
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import json
 import math
@@ -71,7 +72,19 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ban-log", dest="ban_log", metavar="PATH",
                         help="also write the ban lines fs-guard would have written to PATH (overwritten)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--top", type=int, default=10, metavar="N", help="offending addresses listed (default: 10)")
+    parser.add_argument("--top", type=_count, default=10, metavar="N",
+                        help="offending addresses listed (default: 10; 0 lists none)")
+
+
+def _count(text: str) -> int:
+    """``--top``: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative (0 lists no address)")
+    return value
 
 
 def run_replay(args: argparse.Namespace) -> int:
@@ -91,6 +104,10 @@ def run_replay(args: argparse.Namespace) -> int:
         return 2
     if args.ban_log and _same_file(args.ban_log, config.ban_log_path):
         print(f"fs-guard: refusing to overwrite the live ban log {config.ban_log_path}", file=sys.stderr)
+        return 2
+    unwritable = args.ban_log and _cannot_write(args.ban_log)
+    if unwritable:
+        print(f"fs-guard: {unwritable}", file=sys.stderr)
         return 2
     try:
         report = replay_files(files, args.format, config, jail, args.ban_log, args.top)
@@ -115,6 +132,17 @@ def _not_a_file(path: str) -> Optional[str]:
         return f"{path}: is a directory; name the trace files in it (e.g. {os.path.join(path, '*.log')})"
     if not os.path.exists(path):
         return f"no such file: {path}"
+    return None
+
+
+def _cannot_write(path: str) -> Optional[str]:
+    """Why ``--ban-log`` cannot be written, found before a long replay rather than after."""
+    try:
+        with open(path, "a", encoding="ascii"):
+            pass
+    except OSError as exc:
+        hint = " (create the directory first)" if exc.errno == errno.ENOENT else ""
+        return f"cannot write --ban-log {path}: {exc.strerror or exc}{hint}"
     return None
 
 
