@@ -14,11 +14,12 @@ sys.path.insert(0, str(FAKES))
 
 import fsctl  # noqa: E402
 
-from fs_guard.runtime import state  # noqa: E402
+from fs_guard.runtime import limiter, state  # noqa: E402
 from fs_guard.runtime.banlog import BanLog  # noqa: E402
 from fs_guard.runtime.config import ConfigStore  # noqa: E402
 from fs_guard.runtime.ratelimit import RateLimiter  # noqa: E402
 from fs_guard.runtime.stats import Counters  # noqa: E402
+from fs_guard.runtime.tally import Tally  # noqa: E402
 
 
 @pytest.fixture
@@ -41,6 +42,8 @@ def fresh_freeswitch(tmp_path, monkeypatch, fs_dirs):
     monkeypatch.setattr(state, "BANLOG", BanLog())
     monkeypatch.setattr(state, "STATS", Counters())
     monkeypatch.setattr(state, "ERROR_REPORTS", RateLimiter(1.0))
+    monkeypatch.setattr(state, "TALLY", Tally())
+    monkeypatch.setattr(limiter, "_warned_no_hook", False)
     yield
     state.BANLOG.close()
 

@@ -99,7 +99,7 @@ def test_a_64_kib_number_is_rejected_as_too_long():
 def test_every_reason_is_a_documented_token():
     assert set(r.REASONS) == {
         "empty_number", "too_long", "bad_characters", "deny_prefix",
-        "not_allowed_prefix", "scanner_user_agent", "internal_error", "register_failure",
+        "not_allowed_prefix", "scanner_user_agent", "internal_error", "register_failure", "limit",
     }
 
 

@@ -17,6 +17,7 @@ from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 from fs_guard.runtime import host
 from fs_guard.runtime.banlog import escape
+from fs_guard.runtime.limits import NO_LIMITS, LimitSet, compile_limits
 from fs_guard.runtime.rules import PrefixSet, Rules
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
@@ -68,6 +69,7 @@ class Config:
     on_error: str
     source: Optional[str]  # the file it came from; None for the built-in defaults
     raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    limits: LimitSet = NO_LIMITS
 
     def rules_for(self, context: str) -> Rules:
         return self.contexts.get(context, self.base)
@@ -150,6 +152,8 @@ def compile_config(section: Mapping[str, Any], source: Optional[str]) -> Config:
     """Compile a validated ``fail2ban`` object; raises ConfigError for semantic errors."""
     merged = {**DEFAULTS, **section}
     networks, errors = _networks(merged["trusted_networks"])
+    limits, limit_errors = compile_limits(section)
+    errors += limit_errors
     if errors:
         raise ConfigError(source or "<built-in>", errors)
     base = _rules(merged)
@@ -165,6 +169,7 @@ def compile_config(section: Mapping[str, Any], source: Optional[str]) -> Config:
         on_error=merged["on_error"],
         source=source,
         raw=dict(section),
+        limits=limits,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Tuple
 
 try:  # pragma: no cover - which branch runs depends on the host
     import freeswitch as _fs
@@ -55,19 +55,30 @@ def running() -> bool:
     return _fs is None or bool(_fs.running())
 
 
-def event_consumer(event_name: str, subclasses: Sequence[str], queue_len: int) -> Any:
-    """An ``EventConsumer`` bound to ``event_name`` with each subclass; the caller cleans it up.
+def event_consumer(bindings: Sequence[Tuple[str, str]], queue_len: int) -> Any:
+    """An ``EventConsumer`` bound to each (event name, subclass); the caller cleans it up.
 
     Arguments are positional: the SWIG wrapper takes ``*args`` and no keywords.
     """
     if _fs is None:
         raise RuntimeError("the freeswitch module exists only inside FreeSWITCH")
-    first, *rest = subclasses
-    consumer = _fs.EventConsumer(event_name, first, queue_len)
-    for subclass in rest:
+    (first_name, first_subclass), *rest = bindings
+    consumer = _fs.EventConsumer(first_name, first_subclass, queue_len)
+    for event_name, subclass in rest:
         if not consumer.bind(event_name, subclass):
-            console("err", f"fs-guard: cannot bind to {event_name} {subclass}")
+            console("err", f"fs-guard: cannot bind to {event_name} {subclass}".rstrip())
     return consumer
+
+
+def fire_custom(subclass: str, headers: Sequence[Tuple[str, str]]) -> bool:
+    """Fire a CUSTOM event (no reservation needed: switch_event_create_subclass_detailed
+    never consults the subclass registry); False outside FreeSWITCH."""
+    if _fs is None:
+        return False
+    event = _fs.Event("CUSTOM", subclass)
+    for name, value in headers:
+        event.addHeader(name, value)
+    return bool(event.fire())
 
 
 def environment_config_path() -> Optional[str]:

@@ -44,6 +44,11 @@ def ban_address(text: Optional[str]) -> Optional[Address]:
     return _address(text)[0]
 
 
+def canonical_address(text: Optional[str]) -> Optional[str]:
+    """``ban_address`` as text (a limit's key), or None."""
+    return _address(text)[1] or None
+
+
 #: What became of an offence. ``BANNED`` is also ``ban_outcome``'s answer when a line is due.
 BANNED = "banned"
 MONITOR = "monitor"
@@ -53,14 +58,15 @@ TRUSTED = "trusted network"
 UNWRITABLE = "ban log unwritable"
 
 
-def ban_outcome(config: Config, rules: Rules, address: Optional[Address]) -> str:
+def ban_outcome(config: Config, rules: Rules, address: Optional[Address], ban: bool = True) -> str:
     """Whether an offence from ``address`` gets a ban line: ``BANNED``, or why not.
 
-    Pure, so that ``fs-guard replay`` decides exactly as the live path does.
+    ``ban`` false: the offence's own setting (a limit's ``ban``) writes none. Pure, so that
+    ``fs-guard replay`` decides exactly as the live path does.
     """
     if rules.monitor:
         return MONITOR
-    if not rules.ban:
+    if not (rules.ban and ban):
         return BAN_LINES_OFF
     if address is None:
         return NO_ADDRESS
@@ -74,6 +80,11 @@ def call_fields(context: str, number: Optional[str], user_agent: Optional[str]) 
     return f"context={banlog.token(context)} dest={banlog.quoted(number)} ua={banlog.quoted(user_agent)}"
 
 
+def limit_fields(limit: str, context: str, number: Optional[str], user_agent: Optional[str]) -> str:
+    """A call a fraud limit rejected: the limit's name, then the call's fields."""
+    return f"limit={banlog.token(limit)} {call_fields(context, number, user_agent)}"
+
+
 def registration_fields(
     profile: Optional[str], user: Optional[str], host: Optional[str], user_agent: Optional[str],
     registration_type: Optional[str] = None,
@@ -84,14 +95,14 @@ def registration_fields(
     return fields if registration_type is None else f"{fields} type={banlog.quoted(registration_type)}"
 
 
-def report(config: Config, rules: Rules, reason: str, source_ip: Optional[str], fields: str) -> str:
+def report(config: Config, rules: Rules, reason: str, source_ip: Optional[str], fields: str, ban: bool = True) -> str:
     """Record one offence; returns what became of it ("banned", "monitor", ...).
 
     ``fields`` come from ``call_fields`` or ``registration_fields``, formatted once for
     the ban line and the console line alike.
     """
     address, ip = _address(source_ip)
-    outcome = ban_outcome(config, rules, address)
+    outcome = ban_outcome(config, rules, address, ban)
     if address is None:
         ip = banlog.quoted(source_ip)
     if outcome == BANNED:

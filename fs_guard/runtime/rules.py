@@ -26,6 +26,7 @@ NOT_ALLOWED_PREFIX = "not_allowed_prefix"
 SCANNER_USER_AGENT = "scanner_user_agent"
 INTERNAL_ERROR = "internal_error"
 REGISTER_FAILURE = "register_failure"
+LIMIT = "limit"  # a fraud limit (fs_guard.runtime.limits) rejected the call
 
 #: Every reason a ban-log line or a verdict can carry (a public contract).
 REASONS: Tuple[str, ...] = (
@@ -37,6 +38,7 @@ REASONS: Tuple[str, ...] = (
     SCANNER_USER_AGENT,
     INTERNAL_ERROR,
     REGISTER_FAILURE,
+    LIMIT,
 )
 
 

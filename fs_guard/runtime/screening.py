@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fs_guard.runtime import errors, offence, state, stats
+from fs_guard.runtime import errors, limiter, offence, state, stats
 from fs_guard.runtime.config import Config
 from fs_guard.runtime.rules import INTERNAL_ERROR, CallFacts, decide
 
@@ -25,6 +25,8 @@ def screen(session: Any, args: str) -> None:
         facts = CallFacts(get("destination_number"), context, None, get("sip_user_agent"))
         verdict = decide(rules, facts)
         if verdict.accept:
+            if config.limits and limiter.screen(session, config, rules, context, facts.number, facts.user_agent):
+                return
             state.STATS.add(stats.CALLS_ACCEPTED)
             return
         reason = str(verdict.reason)

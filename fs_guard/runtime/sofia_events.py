@@ -17,6 +17,10 @@ Ban-line fields: ``profile`` (profile-name, bare when a plain token), then quote
 failures, ``type`` (registration-type). An event has no dialplan context, so the
 top-level rules apply (``monitor``, ``ban``, ``deny_user_agent``; not ``contexts``).
 The address is only ever the ``network-ip`` header, the socket's.
+
+It also consumes ``CHANNEL_HANGUP_COMPLETE``, which FreeSWITCH fires once for every
+channel however it ends, to free the ended call's concurrent-call slots of the fraud
+limits (``fs_guard.runtime.limiter``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from fs_guard.runtime.rules import REGISTER_FAILURE, SCANNER_USER_AGENT, scanner
 
 REGISTER_FAILURE_EVENT = "sofia::register_failure"
 PRE_REGISTER_EVENT = "sofia::pre_register"
+#: Fired once per channel however it ends: frees the call's concurrency slots (fraud limits).
+HANGUP_EVENT = "CHANNEL_HANGUP_COMPLETE"
+BINDINGS = (("CUSTOM", REGISTER_FAILURE_EVENT), ("CUSTOM", PRE_REGISTER_EVENT), (HANGUP_EVENT, ""))
 #: Events held while the hook is busy (2.5 s of a 20,000/s flood); a full queue drops new ones.
 QUEUE_LEN = 50_000
 #: Longest single wait in ``pop`` (ms): bounds how late a shutdown or SystemExit is seen.
@@ -51,7 +58,7 @@ def serve() -> None:
         host.console("warning", "fs-guard: register-failure hook already running; this runtime() returns")
         return
     try:
-        consumer = host.event_consumer("CUSTOM", (REGISTER_FAILURE_EVENT, PRE_REGISTER_EVENT), QUEUE_LEN)
+        consumer = host.event_consumer(BINDINGS, QUEUE_LEN)
         _started_at = time.time()
         host.console("notice", "fs-guard: register-failure hook started")
         try:
@@ -79,8 +86,13 @@ def _consume(consumer: Any) -> None:
 
 
 def handle(event: Any) -> None:
-    """Turn one event into at most one offence."""
+    """Turn one event into at most one offence, or free an ended call's concurrency slots."""
     get = event.getHeader
+    if get("Event-Name") == HANGUP_EVENT:
+        call_uuid = get("Unique-ID")
+        if call_uuid:
+            state.TALLY.release(call_uuid)
+        return
     kind = get("Event-Subclass")
     user_agent = get("user-agent")
     config = state.CONFIG.current()

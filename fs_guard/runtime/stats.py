@@ -20,6 +20,7 @@ SCANNER_REGISTRATIONS = "scanner_registrations"
 EVENTS_MALFORMED = "events_malformed"
 EVENTS_DROPPED = "events_dropped"
 REJECTED_PREFIX = "rejected."
+LIMIT_BLOCKED_CALLS = "limit_blocked_calls"
 #: Kept by ConfigStore (calls decided with the built-in defaults because the first load was slow).
 CONFIG_WAIT_TIMEOUTS = "config_wait_timeouts"
 

@@ -52,6 +52,18 @@ def fire(subclass: str, headers: Mapping[str, Optional[str]]) -> None:
     event.fire()
 
 
+def hang_up(session: "freeswitch.Session", cause: str = "NORMAL_CLEARING") -> None:
+    """End a call however it ends: the channel is hung up and, as FreeSWITCH does for every
+    channel in its reporting state, CHANNEL_HANGUP_COMPLETE is fired with its uuid."""
+    session.hangup(cause)
+    event = freeswitch.Event("CHANNEL_HANGUP_COMPLETE")
+    for name, value in (("Unique-ID", session.uuid), ("Hangup-Cause", cause),
+                        ("variable_fs_guard_limits", session.getVariable("fs_guard_limits"))):
+        if value is not None:
+            event.addHeader(name, value)
+    event.fire()
+
+
 def consumers() -> List["freeswitch.EventConsumer"]:
     """The EventConsumers bound and not yet cleaned up."""
     with freeswitch._lock:

@@ -1,0 +1,96 @@
+"""The fraud limits' edge in the screen: read the call's keys off the channel, count, alert,
+reject; and free a call's concurrency slots when FreeSWITCH says it has ended.
+
+Keys come only from what FreeSWITCH established, never from SIP headers:
+
+- the source address is the socket's (``sip_network_ip``, else ``network_addr``);
+- the account is ``user_name@domain_name`` of a call mod_sofia authorized
+  (``sip_authorized`` is ``true``: digest authentication, or an inbound ACL whose node
+  names a directory user). mod_sofia sets both from the directory user it matched
+  (sofia.c ``sofia_handle_sip_i_invite``, switch_ivr.c ``switch_ivr_set_user_xml``).
+  An unauthenticated call has no ``sip_authorized`` and no ``user_name`` (and
+  ``domain_name`` there falls back to the global variable), so it has no account: account
+  limits do not count it.
+
+A call is counted once per limit: the limits that counted it are kept in the channel
+variable ``fs_guard_limits``, so a ``transfer`` that screens it again in another context
+counts it only toward the limits it had not met yet.
+
+Concurrent calls are released on ``CHANNEL_HANGUP_COMPLETE``, which FreeSWITCH fires once
+for every channel however it ends (switch_core_state_machine.c, reporting state); the
+register-failure hook (``fs_guard.events``) consumes it and releases the call's slots. Without
+the hook nobody would release a slot, so concurrent calls are then not counted.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Optional, Tuple
+
+from fs_guard.runtime import alerts, host, offence, sofia_events, state, stats
+from fs_guard.runtime.config import Config
+from fs_guard.runtime.limits import LIMIT, checks
+from fs_guard.runtime.rules import Rules
+
+COUNTED_VARIABLE = "fs_guard_limits"
+HANGUP_CAUSE = "CALL_REJECTED"
+#: Longest account (user@domain) used as a key; a longer one is cut.
+MAX_ACCOUNT = 256
+
+_warned_no_hook = False
+
+
+def account_of(get: Any) -> Optional[str]:
+    """``user@domain`` of a call mod_sofia authorized, or None."""
+    if get("sip_authorized") != "true":
+        return None
+    user = get("user_name")
+    if not user:
+        return None
+    return f"{user}@{get('domain_name') or ''}"[:MAX_ACCOUNT]
+
+
+def screen(session: Any, config: Config, rules: Rules, context: str, number: str, user_agent: Optional[str]) -> bool:
+    """Count an accepted call toward the limits; True when a limit rejected it (and hung it up)."""
+    limitset = config.limits
+    applicable = limitset.for_context(context)
+    tally = state.TALLY
+    if not applicable and not tally.has_blocks:
+        return False
+    get = session.getVariable
+    source_ip = offence.canonical_address(get("sip_network_ip") or get("network_addr"))
+    account = account_of(get) if limitset.needs_account else None
+    done = get(COUNTED_VARIABLE)
+    skip: Tuple[str, ...] = tuple(done.split(",")) if done else ()
+    found = checks(applicable, number, source_ip, account, skip)
+    identities = tuple(f"{kind}:{value}" for kind, value in (("ip", source_ip), ("account", account)) if value)
+    concurrency = sofia_events.started_at() is not None
+    if not concurrency and limitset.has_concurrency:
+        _warn_no_hook()
+    uuid = getattr(session, "uuid", None) or ""
+    outcome = tally.count(limitset, found, identities, uuid, number, time.time(),
+                          enforce=not rules.monitor, concurrency=concurrency)
+    if outcome.counted:
+        session.setVariable(COUNTED_VARIABLE, ",".join(skip + outcome.counted))
+    if outcome.hits:
+        alerts.raise_hits(outcome.hits, outcome.rejected_by, outcome.blocked_until, number, context,
+                          source_ip or "", uuid)
+    limit = outcome.rejected_by
+    if limit is None:
+        return False
+    session.hangup(HANGUP_CAUSE)
+    if not outcome.hits:  # a call of a blocked key: no new hit, the block rejects it
+        state.STATS.add(stats.LIMIT_BLOCKED_CALLS)
+    state.STATS.add_each(stats.CALLS_REJECTED, stats.REJECTED_PREFIX + LIMIT)
+    raw_ip = get("sip_network_ip") or get("network_addr")
+    offence.report(config, rules, LIMIT, raw_ip, offence.limit_fields(limit.name, context, number, user_agent),
+                   ban=limit.ban)
+    return True
+
+
+def _warn_no_hook() -> None:
+    global _warned_no_hook
+    if not _warned_no_hook:
+        _warned_no_hook = True
+        host.console("warning", "fs-guard: concurrent-call limits need the fs_guard.events startup-script "
+                                "(it sees calls end); until it runs, concurrent calls are not counted")

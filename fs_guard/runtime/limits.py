@@ -1,0 +1,270 @@
+"""Fraud limits, the pure part: what each limit counts, by which key, and what a count means.
+
+A limit counts the calls it applies to (its ``contexts``; its destination class, a prefix
+list) per key: the source address, the authenticated account, or the account and the
+destination class together. Its thresholds, any of:
+
+- ``calls``: calls in the last ``window`` seconds,
+- ``distinct_numbers``: different destination numbers in the last ``window`` seconds
+  (fan-out across a range: revenue-share fraud),
+- ``concurrent``: calls up at the same time,
+
+each with a ``warning`` and/or a ``critical`` value. A threshold is the most allowed: the
+call that takes a count above it is a hit (``"critical": 20`` lets 20 calls through in the
+window and rejects the 21st, as mod_hash's ``limit`` does with max 20). A warning hit
+alerts; a critical hit alerts and, with ``action: reject``, rejects the call (reason
+``limit``) and, with ``block_for``, blocks the key: all its calls are rejected until then.
+
+Counting (``fs_guard.runtime.tally`` in-process, ``fs_guard.runtime.cluster`` in Redis)
+applies ``judge`` to counts that include the call being screened, and records the call
+only when no limit rejects it: a rejected call never happened, so it does not count.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+
+from fs_guard.runtime.rules import LIMIT, PrefixSet  # noqa: F401  (LIMIT: the reason token, re-exported)
+
+SOURCE_IP = "source_ip"
+ACCOUNT = "account"
+ACCOUNT_PREFIX = "account_prefix"
+KINDS = (SOURCE_IP, ACCOUNT, ACCOUNT_PREFIX)
+
+ALERT = "alert"
+REJECT = "reject"
+
+CALLS = "calls"
+DISTINCT = "distinct_numbers"
+CONCURRENT = "concurrent"
+METRICS = (CALLS, DISTINCT, CONCURRENT)
+
+WARNING = "warning"
+CRITICAL = "critical"
+
+#: Keys tracked by default (all limits together); the least recently seen goes first.
+DEFAULT_MAX_KEYS = 100_000
+#: A concurrency slot whose hang-up was never seen (event lost, hook stopped) is freed after this.
+DEFAULT_CALL_MAX_DURATION = 4 * 3600
+
+NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    warning: Optional[int]
+    critical: Optional[int]
+
+    def level(self, count: int) -> Optional[str]:
+        """The level of a call that brings the count to ``count``, or None."""
+        if self.critical is not None and count > self.critical:
+            return CRITICAL
+        if self.warning is not None and count > self.warning:
+            return WARNING
+        return None
+
+    def of(self, level: str) -> int:
+        value = self.critical if level == CRITICAL else self.warning
+        assert value is not None
+        return value
+
+    def top(self) -> int:
+        """The highest value set: counts above it need no more precision."""
+        return self.critical if self.critical is not None else self.warning  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Limit:
+    name: str
+    by: str
+    contexts: FrozenSet[str]  # empty: every context
+    prefixes: PrefixSet  # empty: every number
+    window: float  # seconds, for calls and distinct_numbers
+    calls: Optional[Threshold]
+    distinct: Optional[Threshold]
+    concurrent: Optional[Threshold]
+    action: str
+    block_for: float  # 0: no block
+    ban: bool
+
+    def thresholds(self) -> Tuple[Tuple[str, Threshold], ...]:
+        return tuple((metric, threshold) for metric, threshold in
+                     ((CALLS, self.calls), (DISTINCT, self.distinct), (CONCURRENT, self.concurrent))
+                     if threshold is not None)
+
+    def describe(self) -> str:
+        """One line for status and check-config: what it counts and when it acts."""
+        scope = f"by {self.by}"
+        if self.contexts:
+            scope += f" in {', '.join(sorted(self.contexts))}"
+        if self.prefixes:
+            scope += f" to {', '.join(sorted(self.prefixes.prefixes))}"
+        parts = []
+        for metric, threshold in self.thresholds():
+            what = {CALLS: f"calls in {self.window:g} s", DISTINCT: f"distinct numbers in {self.window:g} s",
+                    CONCURRENT: "concurrent calls"}[metric]
+            values = ", ".join(f"{level} > {value}" for level, value in
+                               ((WARNING, threshold.warning), (CRITICAL, threshold.critical)) if value is not None)
+            parts.append(f"{what}: {values}")
+        act = self.action
+        if self.action == REJECT and self.block_for:
+            act += f", block {self.block_for:g} s"
+        return f"{scope}; {'; '.join(parts)}; {act}, ban lines {'on' if self.ban else 'off'}"
+
+
+class Check(NamedTuple):
+    """One limit applied to one call: its key, and the identity a block would lock."""
+
+    limit: Limit
+    key: str
+    identity: str  # "ip:ADDR" or "account:USER@DOMAIN"
+
+
+class Hit(NamedTuple):
+    limit: Limit
+    key: str
+    metric: str
+    count: int
+    threshold: int
+    level: str
+
+
+class Outcome(NamedTuple):
+    """What counting decided for one call."""
+
+    hits: Tuple[Hit, ...]
+    rejected_by: Optional[Limit]  # the limit whose critical hit (or block) rejects the call
+    key: str  # the rejecting limit's key ("" when accepted)
+    blocked_until: Optional[float]  # set when the call was rejected by (or started) a block
+    counted: Tuple[str, ...]  # names of the limits that counted this call
+
+
+ACCEPTED = Outcome((), None, "", None, ())
+
+
+@dataclass(frozen=True)
+class LimitSet:
+    """The compiled limits of one configuration, looked up per context once."""
+
+    limits: Tuple[Limit, ...]
+    max_keys: int
+    call_max_duration: float
+    by_context: Mapping[str, Tuple[Limit, ...]]
+    everywhere: Tuple[Limit, ...]  # the limits of a context not named by any limit
+    needs_account: bool = False  # some limit is by account: read the account off the channel
+    has_concurrency: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.limits)
+
+    def for_context(self, context: str) -> Tuple[Limit, ...]:
+        return self.by_context.get(context, self.everywhere)
+
+
+NO_LIMITS = LimitSet((), DEFAULT_MAX_KEYS, DEFAULT_CALL_MAX_DURATION, {}, ())
+
+
+def _threshold(values: Optional[Mapping[str, int]]) -> Optional[Threshold]:
+    if values is None:
+        return None
+    return Threshold(values.get(WARNING), values.get(CRITICAL))
+
+
+def compile_limits(section: Mapping[str, Any]) -> Tuple[LimitSet, List[str]]:
+    """The ``limits`` of a schema-valid ``fail2ban`` object, and the semantic errors the schema cannot see."""
+    errors: List[str] = []
+    limits: List[Limit] = []
+    seen: Dict[str, int] = {}
+    for index, spec in enumerate(section.get("limits", ())):
+        path = f"fail2ban.limits[{index}]"
+        name = spec["name"]
+        if name in seen:
+            errors.append(f"{path}.name: {name!r} is already the name of limits[{seen[name]}]")
+        seen.setdefault(name, index)
+        by = spec["by"]
+        prefixes = PrefixSet.of(spec.get("prefixes", ()))
+        if by == ACCOUNT_PREFIX and not prefixes:
+            errors.append(f"{path}.prefixes: by account_prefix needs the prefixes that make up the key")
+        thresholds = {metric: _threshold(spec.get(metric)) for metric in METRICS}
+        if not any(thresholds.values()):
+            errors.append(f"{path}: set at least one of calls, distinct_numbers, concurrent")
+        for metric, threshold in thresholds.items():
+            if threshold and threshold.warning is not None and threshold.critical is not None \
+                    and threshold.warning >= threshold.critical:
+                errors.append(f"{path}.{metric}: warning ({threshold.warning}) must be below critical "
+                              f"({threshold.critical})")
+        if (thresholds[CALLS] or thresholds[DISTINCT]) and "window" not in spec:
+            errors.append(f"{path}.window: calls and distinct_numbers count over a window of seconds: set it")
+        action = spec.get("action", ALERT)
+        if spec.get("block_for") and action != REJECT:
+            errors.append(f"{path}.block_for: only a limit with action reject can block")
+        limits.append(Limit(
+            name=name,
+            by=by,
+            contexts=frozenset(spec.get("contexts", ())),
+            prefixes=prefixes,
+            window=float(spec.get("window", 0)),
+            calls=thresholds[CALLS],
+            distinct=thresholds[DISTINCT],
+            concurrent=thresholds[CONCURRENT],
+            action=action,
+            block_for=float(spec.get("block_for", 0)),
+            ban=spec.get("ban", by == SOURCE_IP),
+        ))
+    named = {context for limit in limits for context in limit.contexts}
+    everywhere = tuple(limit for limit in limits if not limit.contexts)
+    by_context = {context: tuple(limit for limit in limits if not limit.contexts or context in limit.contexts)
+                  for context in named}
+    settings = section.get("limit_settings", {})
+    return LimitSet(
+        tuple(limits),
+        settings.get("max_keys", DEFAULT_MAX_KEYS),
+        float(settings.get("call_max_duration", DEFAULT_CALL_MAX_DURATION)),
+        by_context,
+        everywhere,
+        needs_account=any(limit.by != SOURCE_IP for limit in limits),
+        has_concurrency=any(limit.concurrent is not None for limit in limits),
+    ), errors
+
+
+def checks(limits: Sequence[Limit], number: str, source_ip: Optional[str], account: Optional[str],
+           skip: Sequence[str] = ()) -> List[Check]:
+    """The (limit, key) pairs a call counts toward.
+
+    ``source_ip`` must be the validated socket address; ``account`` the authenticated
+    ``user@domain``, or None: an unauthenticated call has no account and account limits
+    do not count it (never one shared key for every anonymous call). ``skip`` names the
+    limits that already counted this call (a transfer screens it again).
+    """
+    found = []
+    for limit in limits:
+        if limit.name in skip:
+            continue
+        prefix = None
+        if limit.prefixes:
+            prefix = limit.prefixes.match(number)
+            if prefix is None:
+                continue
+        if limit.by == SOURCE_IP:
+            if source_ip:
+                found.append(Check(limit, source_ip, "ip:" + source_ip))
+        elif account:
+            key = account if limit.by == ACCOUNT else f"{account}/{prefix}"
+            found.append(Check(limit, key, "account:" + account))
+    return found
+
+
+def judge(limit: Limit, counts: Mapping[str, int]) -> Tuple[List[Tuple[str, int, int, str]], bool]:
+    """The hits of one limit for counts that include the call: (metric, count, threshold, level)
+    each, and whether a critical hit rejects the call (``enforce`` is applied by the caller)."""
+    hits = []
+    critical = False
+    for metric, threshold in limit.thresholds():
+        count = counts.get(metric, 0)
+        level = threshold.level(count)
+        if level is not None:
+            hits.append((metric, count, threshold.of(level), level))
+            critical = critical or level == CRITICAL
+    return hits, critical and limit.action == REJECT

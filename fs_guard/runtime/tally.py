@@ -1,0 +1,294 @@
+"""In-process counts for the fraud limits: sliding windows, distinct numbers, concurrent
+calls and blocks, exact and thread-safe, in bounded memory.
+
+- A call ``window`` seconds old or older no longer counts: the window is ``(now - window, now]``.
+- Windows (calls and distinct numbers) are kept per (limit, key) for at most ``max_keys``
+  keys; the least recently seen is evicted (and counted) first, so an attacker rotating
+  through addresses cannot grow memory. Within a key, counts above four times the
+  highest threshold are not kept: they would change no decision.
+- Concurrent calls hold a slot per (limit, key) from the screen until the call's
+  hang-up (``release``), or ``call_max_duration`` if its hang-up is never seen. Slots are
+  bounded by the calls up, not by keys, so eviction never forgets a call in progress.
+- Blocks are per identity (an address, or an account whatever prefix it dialled) until
+  a time; expired ones are dropped when looked at.
+
+The same object serves the live screen (wall clock) and ``fs-guard replay`` (the
+trace's own clock): ``now`` is always passed in.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
+
+from fs_guard.runtime.limits import (
+    ACCEPTED, CALLS, CONCURRENT, DISTINCT, Check, Hit, Limit, LimitSet, NO_LIMITS, Outcome, judge,
+)
+
+WindowKey = Tuple[str, str]  # (limit name, key)
+
+
+class _Window:
+    __slots__ = ("calls", "numbers")
+
+    def __init__(self) -> None:
+        self.calls: Deque[float] = deque()
+        self.numbers: Dict[str, float] = {}  # number -> last time, oldest first
+
+
+@dataclass(frozen=True)
+class Block:
+    identity: str
+    until: float
+    limit: Limit
+    key: str  # the key whose critical hit started it
+
+
+@dataclass(frozen=True)
+class KeyView:
+    """One key of one limit as ``fs_guard.status`` shows it."""
+
+    key: str
+    counts: Tuple[Tuple[str, int], ...]  # (metric, count now)
+    load: float  # the highest count / threshold: how close to acting
+
+
+class Tally:
+    def __init__(self, limits: LimitSet = NO_LIMITS) -> None:
+        self._lock = threading.Lock()
+        self._windows: "OrderedDict[WindowKey, _Window]" = OrderedDict()
+        self._slots: Dict[WindowKey, Dict[str, float]] = {}  # call id -> expiry, oldest first
+        self._held: Dict[str, List[WindowKey]] = {}  # call id -> the slots it holds
+        self._blocks: Dict[str, Block] = {}
+        self._limits = limits
+        self.evicted = 0
+
+    @property
+    def has_blocks(self) -> bool:
+        """Read without the lock: a stale answer costs one call a lookup, or one block a call."""
+        return bool(self._blocks)
+
+    # -- the hot path ---------------------------------------------------------------------
+
+    def count(self, limits: LimitSet, checks: Sequence[Check], identities: Sequence[str], call_id: Optional[str],
+              number: str, now: float, enforce: bool = True, concurrency: bool = True) -> Outcome:
+        """Judge one call against ``checks`` and, unless it is rejected, count it.
+
+        ``identities`` are the call's blockable identities (``ip:ADDR``, ``account:USER@DOMAIN``);
+        ``enforce`` false (monitor mode) alerts but never rejects or blocks; ``concurrency``
+        false (nobody would release the slot) leaves concurrent calls uncounted.
+        """
+        with self._lock:
+            if limits is not self._limits:
+                self._adopt(limits)
+            if self._blocks:
+                blocked = self._blocked(identities, now)
+                if blocked is not None and enforce:
+                    return Outcome((), blocked.limit, blocked.key, blocked.until, ())
+            hits: List[Hit] = []
+            rejecting: Optional[Check] = None
+            windows = []
+            for check in checks:
+                limit = check.limit
+                where = (limit.name, check.key)
+                counts: Dict[str, int] = {}
+                window = None
+                if limit.calls is not None or limit.distinct is not None:
+                    window = self._window(where, limit, now)
+                    if limit.calls is not None:
+                        counts[CALLS] = len(window.calls) + 1
+                    if limit.distinct is not None:
+                        counts[DISTINCT] = len(window.numbers) + (number not in window.numbers)
+                if limit.concurrent is not None and concurrency and call_id:
+                    counts[CONCURRENT] = self._live_slots(where, now) + 1
+                found, rejects = judge(limit, counts)
+                hits.extend(Hit(limit, check.key, *hit) for hit in found)
+                if rejects and enforce and rejecting is None:
+                    rejecting = check
+                windows.append((check, where, window))
+            if rejecting is not None:
+                limit = rejecting.limit
+                until = None
+                if limit.block_for:
+                    until = now + limit.block_for
+                    self._blocks[rejecting.identity] = Block(rejecting.identity, until, limit, rejecting.key)
+                return Outcome(tuple(hits), limit, rejecting.key, until, ())
+            for check, where, window in windows:
+                self._record(check.limit, where, window, call_id, number, now, concurrency)
+            return Outcome(tuple(hits), None, "", None, tuple(check.limit.name for check in checks)) \
+                if checks or hits else ACCEPTED
+
+    def release(self, call_id: str) -> int:
+        """The call has ended: free its concurrency slots; returns how many."""
+        with self._lock:
+            held = self._held.pop(call_id, None)
+            if not held:
+                return 0
+            for where in held:
+                slots = self._slots.get(where)
+                if slots is not None:
+                    slots.pop(call_id, None)
+                    if not slots:
+                        del self._slots[where]
+            return len(held)
+
+    # -- helpers (the lock is held) ---------------------------------------------------------
+
+    def _blocked(self, identities: Sequence[str], now: float) -> Optional[Block]:
+        for identity in identities:
+            block = self._blocks.get(identity)
+            if block is not None:
+                if block.until > now:
+                    return block
+                del self._blocks[identity]
+        return None
+
+    def _window(self, where: WindowKey, limit: Limit, now: float) -> _Window:
+        windows = self._windows
+        window = windows.get(where)
+        if window is None:
+            window = windows[where] = _Window()
+            if len(windows) > self._limits.max_keys:
+                windows.popitem(last=False)
+                self.evicted += 1
+        else:
+            windows.move_to_end(where)
+        horizon = now - limit.window
+        calls = window.calls
+        while calls and calls[0] <= horizon:
+            calls.popleft()
+        numbers = window.numbers
+        while numbers:
+            oldest = next(iter(numbers))
+            if numbers[oldest] > horizon:
+                break
+            del numbers[oldest]
+        return window
+
+    def _live_slots(self, where: WindowKey, now: float) -> int:
+        slots = self._slots.get(where)
+        if not slots:
+            return 0
+        while slots:
+            oldest = next(iter(slots))
+            if slots[oldest] > now:
+                break
+            del slots[oldest]  # its hang-up was never seen: the call is long gone
+        return len(slots)
+
+    def _record(self, limit: Limit, where: WindowKey, window: Optional[_Window], call_id: Optional[str],
+                number: str, now: float, concurrency: bool) -> None:
+        if window is not None:
+            if limit.calls is not None:
+                window.calls.append(now)
+                if len(window.calls) > 4 * limit.calls.top():
+                    window.calls.popleft()
+            if limit.distinct is not None:
+                numbers = window.numbers
+                numbers.pop(number, None)  # seen again: now the most recent
+                numbers[number] = now
+                if len(numbers) > 4 * limit.distinct.top():
+                    del numbers[next(iter(numbers))]
+        if limit.concurrent is not None and concurrency and call_id:
+            slots = self._slots.setdefault(where, {})
+            slots.pop(call_id, None)
+            slots[call_id] = now + self._limits.call_max_duration
+            self._held.setdefault(call_id, []).append(where)
+            if len(self._held) > self._limits.max_keys:
+                self._forget_lost_calls(now)
+
+    def _forget_lost_calls(self, now: float) -> None:
+        """Hang-ups were lost (hook stopped, queue full): free every expired slot."""
+        for call_id, held in list(self._held.items()):
+            live = [where for where in held if self._slots.get(where, {}).get(call_id, 0) > now]
+            if live:
+                self._held[call_id] = live
+                continue
+            del self._held[call_id]
+            for where in held:
+                slots = self._slots.get(where)
+                if slots is not None:
+                    slots.pop(call_id, None)
+                    if not slots:
+                        del self._slots[where]
+
+    def _adopt(self, limits: LimitSet) -> None:
+        """A new configuration: keep the counts of every limit whose name and key kind are
+        unchanged (thresholds, window and action may change); drop the rest."""
+        kept = {limit.name: limit.by for limit in limits.limits}
+        stale = {limit.name for limit in self._limits.limits if kept.get(limit.name) != limit.by}
+        stale |= {name for name, _ in self._windows if name not in kept}
+        if stale:
+            for where in [where for where in self._windows if where[0] in stale]:
+                del self._windows[where]
+            for where in [where for where in self._slots if where[0] in stale]:
+                del self._slots[where]
+            for call_id, held in list(self._held.items()):
+                held[:] = [where for where in held if where[0] not in stale]
+                if not held:
+                    del self._held[call_id]
+            for identity in [i for i, block in self._blocks.items() if block.limit.name in stale]:
+                del self._blocks[identity]
+        while len(self._windows) > limits.max_keys:
+            self._windows.popitem(last=False)
+            self.evicted += 1
+        self._limits = limits
+
+    # -- for status and the operator ----------------------------------------------------------
+
+    def unblock(self, key: str) -> List[Block]:
+        """Lift the blocks of ``key`` (an address, an account, or ``ip:``/``account:`` form)
+        and forget its counts, so its next call starts from zero; returns the blocks lifted."""
+        with self._lock:
+            lifted = [block for identity, block in self._blocks.items()
+                      if key in (identity, identity.split(":", 1)[1], block.key)]
+            for block in lifted:
+                del self._blocks[block.identity]
+                account = block.identity.split(":", 1)[1]
+                for where in [w for w in self._windows if w[1] in (block.key, account) or
+                              w[1].startswith(account + "/")]:
+                    del self._windows[where]
+            return lifted
+
+    def blocks(self, now: float) -> List[Block]:
+        with self._lock:
+            return sorted((b for b in self._blocks.values() if b.until > now), key=lambda b: b.until)
+
+    def tracked(self) -> int:
+        with self._lock:
+            return len(self._windows)
+
+    def concurrent_calls(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+    def hottest(self, limit: Limit, now: float, top: int = 5) -> List[KeyView]:
+        """The keys of ``limit`` closest to (or over) its thresholds now, like Kamailio's pike.top."""
+        with self._lock:
+            keys = {key for name, key in self._windows if name == limit.name}
+            keys |= {key for name, key in self._slots if name == limit.name}
+            views = []
+            for key in keys:
+                where = (limit.name, key)
+                window = self._windows.get(where)
+                counts = []
+                if window is not None:
+                    horizon = now - limit.window
+                    if limit.calls is not None:
+                        counts.append((CALLS, sum(1 for t in window.calls if t > horizon)))
+                    if limit.distinct is not None:
+                        counts.append((DISTINCT, sum(1 for t in window.numbers.values() if t > horizon)))
+                if limit.concurrent is not None:
+                    counts.append((CONCURRENT, sum(1 for e in self._slots.get(where, {}).values() if e > now)))
+                load = max((count / _scale(limit, metric) for metric, count in counts), default=0.0)
+                if load > 0:
+                    views.append(KeyView(key, tuple(counts), load))
+        return heapq.nlargest(top, views, key=lambda view: (view.load, view.key))
+
+
+def _scale(limit: Limit, metric: str) -> float:
+    threshold: Any = {CALLS: limit.calls, DISTINCT: limit.distinct, CONCURRENT: limit.concurrent}[metric]
+    return float(threshold.critical if threshold.critical is not None else threshold.warning)
