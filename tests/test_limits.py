@@ -13,7 +13,7 @@ from modpython import run_startup, unload
 
 from fs_guard.runtime import state
 from fs_guard.runtime.config import ConfigError, parse_config
-from fs_guard.runtime.limits import checks
+from fs_guard.runtime.limits import checks, for_call
 from fs_guard.runtime.tally import Tally
 
 OFFICE = {"sip_authorized": "true", "user_name": "1001", "domain_name": "pbx.example"}
@@ -30,8 +30,7 @@ def limit(name="l", by="account", **spec):
 def count(tally, config, context, number, *, ip="192.0.2.1", account="1001@pbx.example", at=0.0,
           call_id=None, enforce=True, concurrency=True):
     """One call through a tally directly, at a chosen time (windows are about time)."""
-    found = checks(config.limits.for_context(context), number, ip, account)
-    identities = tuple(i for i in (f"ip:{ip}" if ip else None, f"account:{account}" if account else None) if i)
+    found, identities = for_call(config.limits, context, number, ip, account)
     return tally.count(config.limits, found, identities, call_id, number, at, enforce, concurrency)
 
 

@@ -29,7 +29,7 @@ from typing import Any, Optional, Tuple
 
 from fs_guard.runtime import alerts, host, offence, sofia_events, state, stats
 from fs_guard.runtime.config import Config
-from fs_guard.runtime.limits import LIMIT, checks
+from fs_guard.runtime.limits import LIMIT, for_call
 from fs_guard.runtime.rules import Rules
 
 COUNTED_VARIABLE = "fs_guard_limits"
@@ -62,8 +62,7 @@ def screen(session: Any, config: Config, rules: Rules, context: str, number: str
     account = account_of(get) if limitset.needs_account else None
     done = get(COUNTED_VARIABLE)
     skip: Tuple[str, ...] = tuple(done.split(",")) if done else ()
-    found = checks(applicable, number, source_ip, account, skip)
-    identities = tuple(f"{kind}:{value}" for kind, value in (("ip", source_ip), ("account", account)) if value)
+    found, identities = for_call(limitset, context, number, source_ip, account, skip)
     concurrency = sofia_events.started_at() is not None
     if not concurrency and limitset.has_concurrency:
         _warn_no_hook()

@@ -256,6 +256,15 @@ def checks(limits: Sequence[Limit], number: str, source_ip: Optional[str], accou
     return found
 
 
+def for_call(limitset: LimitSet, context: str, number: str, source_ip: Optional[str], account: Optional[str],
+             skip: Sequence[str] = ()) -> Tuple[List[Check], Tuple[str, ...]]:
+    """A call's checks and its blockable identities (``ip:ADDR``, ``account:USER@DOMAIN``):
+    what the live screen and ``fs-guard replay`` both hand to a tally's ``count``."""
+    found = checks(limitset.for_context(context), number, source_ip, account, skip)
+    identities = tuple(f"{kind}:{value}" for kind, value in (("ip", source_ip), ("account", account)) if value)
+    return found, identities
+
+
 def judge(limit: Limit, counts: Mapping[str, int]) -> Tuple[List[Tuple[str, int, int, str]], bool]:
     """The hits of one limit for counts that include the call: (metric, count, threshold, level)
     each, and whether a critical hit rejects the call (``enforce`` is applied by the caller)."""
