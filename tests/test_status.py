@@ -84,7 +84,9 @@ class TestTheReport:
         assert sys.modules["fs_guard.status"] is first  # reloaded in place; the state lives elsewhere
 
     def test_an_unknown_word_prints_the_usage(self):
-        assert status("relaod") == "-ERR usage: python fs_guard.status [reload] [json]\n"
+        usage = "-ERR usage: python fs_guard.status [reload] [json] | unblock KEY [json]\n"
+        assert status("relaod") == usage
+        assert status("unblock") == status("unblock a b") == status("json unblock a") == usage
 
 
 class TestCounters:
@@ -187,3 +189,56 @@ class TestReload:
     def test_reload_with_no_file_says_so(self, fs_dirs):
         data = status_json("reload")
         assert data["reload"]["ok"] is False and "missing" in data["reload"]["error"]
+
+
+OFFICE = {"sip_authorized": "true", "user_name": "1001", "domain_name": "pbx.example"}
+
+
+class TestLimits:
+    """What an operator wants to see of the fraud limits, like Kamailio's pike.top and
+    OpenSIPS's fraud_detection: each limit's hottest keys now, and what is blocked."""
+
+    def test_without_limits_it_says_none(self):
+        assert "\nlimits:         none\n" in status()
+        assert status_json()["limits"]["limits"] == []
+
+    def test_each_limit_shows_its_rule_and_its_hottest_keys_now(self, write_config, call):
+        write_config({"deny_prefix": [], "limits": [
+            {"name": "ip-rate", "by": "source_ip", "window": 60, "calls": {"warning": 5, "critical": 10}},
+            {"name": "fanout", "by": "account", "window": 600, "distinct_numbers": {"critical": 4}},
+        ]})
+        for n in range(6):
+            call(f"10{n % 3}", ip="203.0.113.5", **OFFICE)
+        for n in range(2):
+            call("100", ip="203.0.113.6")
+        text = status()
+        assert "  ip-rate: by source_ip; calls in 60 s: warning > 5, critical > 10; alert, ban lines on\n" \
+               "    hottest: 203.0.113.5 calls 6 | 203.0.113.6 calls 2\n" in text
+        assert "    hottest: 1001@pbx.example distinct_numbers 3\n" in text
+        data = status_json()["limits"]
+        assert data["tracked_keys"] == 3 and data["max_keys"] == 100_000 and data["evicted_keys"] == 0
+        assert data["limits"][0]["hottest"] == [{"key": "203.0.113.5", "calls": 6}, {"key": "203.0.113.6", "calls": 2}]
+        assert "limits:         2 (3 keys tracked of 100,000, 0 evicted; 0 calls up)" in text
+
+    def test_concurrent_limits_without_the_hook_say_they_are_not_counted(self, write_config):
+        write_config({"limits": [{"name": "up", "by": "account", "concurrent": {"critical": 2}}]})
+        assert "concurrent calls are NOT counted: the fs_guard.events startup-script is not running" in status()
+        assert status_json()["limits"]["concurrent_calls_counted"] is False
+
+    def test_blocked_keys_are_listed_with_time_left_and_unblock_lifts_the_block(self, write_config, call):
+        write_config({"deny_prefix": [], "limits": [
+            {"name": "rate", "by": "account", "window": 60, "calls": {"critical": 1}, "action": "reject",
+             "block_for": 600}]})
+        call("1", **OFFICE)
+        assert call("2", **OFFICE).hangupCause() == "CALL_REJECTED"
+        assert call("3", **OFFICE).hangupCause() == "CALL_REJECTED"
+        text = status()
+        assert line_of(text, "blocked:") == "blocked:        1"
+        assert line_of(text, "  account:1001@pbx.example").startswith(
+            "  account:1001@pbx.example by rate, 600 s left (until 20")
+        answer = status("unblock 1001@pbx.example")
+        assert answer.splitlines()[1] == "unblock 1001@pbx.example: lifted rate on account:1001@pbx.example"
+        assert line_of(answer, "blocked:") == "blocked:        none"
+        assert call("4", **OFFICE).hangupCause() == "NONE"  # unblocked, and its count starts again
+        assert status_json("unblock 1001@pbx.example")["unblock"] == {"key": "1001@pbx.example", "lifted": []}
+        assert status("unblock 203.0.113.99").splitlines()[1] == "unblock 203.0.113.99: no block on that key"

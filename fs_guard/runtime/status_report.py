@@ -1,4 +1,5 @@
-"""What ``fs_guard.status`` answers: counters since load, the configuration in force, its last error.
+"""What ``fs_guard.status`` answers: counters since load, the configuration in force, its last
+error, and the fraud limits' hottest keys and blocks; ``unblock KEY`` lifts a block.
 
 One report (a dict) is built per command and printed either as text or as JSON, so the
 two never disagree.
@@ -7,16 +8,19 @@ two never disagree.
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timezone
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from fs_guard import __version__
 
 from fs_guard.runtime import banlog, sofia_events, state, stats
 from fs_guard.runtime.config import LoadState, locate_config
 
-USAGE = "usage: python fs_guard.status [reload] [json]"
+USAGE = "usage: python fs_guard.status [reload] [json] | unblock KEY [json]"
 WORDS = ("reload", "json")
+#: Keys listed per limit, hottest first (like Kamailio's pike.top).
+HOTTEST = 5
 #: Shown even at zero, in this order; ``rejected.<reason>`` counters follow ``calls_rejected``.
 COUNTERS = (
     "calls_screened",
@@ -37,13 +41,27 @@ COUNTERS = (
 
 
 def answer(args: str) -> str:
-    """The command's whole output for ``args`` (words: ``reload``, ``json``)."""
+    """The command's whole output for ``args`` (words: ``reload``, ``json``; or ``unblock KEY``)."""
     words = (args or "").split()
+    unblocked = None
+    if words[:1] == ["unblock"]:
+        if len(words) not in (2, 3) or words[2:] not in ([], ["json"]):
+            return f"-ERR {USAGE}\n"
+        unblocked = unblock(words[1])
+        words = words[2:]
     if any(word not in WORDS for word in words):
         return f"-ERR {USAGE}\n"
     reloaded = state.CONFIG.reload() if "reload" in words else None
     data = report(reloaded)
+    if unblocked is not None:
+        data["unblock"] = unblocked
     return json.dumps(data, indent=2) + "\n" if "json" in words else render(data)
+
+
+def unblock(key: str) -> Dict[str, Any]:
+    """Lift every block on ``key`` (an address or an account) and forget its counts."""
+    lifted = state.TALLY.unblock(key)
+    return {"key": key, "lifted": [{"limit": block.limit.name, "identity": block.identity} for block in lifted]}
 
 
 def report(reloaded: Optional[LoadState] = None) -> Dict[str, Any]:
@@ -67,7 +85,31 @@ def report(reloaded: Optional[LoadState] = None) -> Dict[str, Any]:
     counters = state.STATS.snapshot()
     counters[stats.CONFIG_WAIT_TIMEOUTS] = state.CONFIG.first_load_timeouts
     data["counters"] = _ordered(counters)
+    data["limits"] = _limits(config, hook is not None)
     return data
+
+
+def _limits(config: Any, hook_running: bool) -> Dict[str, Any]:
+    now = time.time()
+    tally = state.TALLY
+    limitset = config.limits
+    return {
+        "max_keys": limitset.max_keys,
+        "tracked_keys": tally.tracked(),
+        "evicted_keys": tally.evicted,
+        "calls_up": tally.concurrent_calls(),
+        "concurrent_calls_counted": hook_running or not limitset.has_concurrency,
+        "limits": [
+            {"name": limit.name, "by": limit.by, "rule": limit.describe(),
+             "hottest": [{"key": view.key, **dict(view.counts)} for view in tally.hottest(limit, now, HOTTEST)]}
+            for limit in limitset.limits
+        ],
+        "blocked": [
+            {"key": block.key, "identity": block.identity, "limit": block.limit.name, "until": _iso(block.until),
+             "seconds_left": round(block.until - now)}
+            for block in tally.blocks(now)
+        ],
+    }
 
 
 def _ordered(snapshot: Dict[str, int]) -> Dict[str, int]:
@@ -96,11 +138,37 @@ def render(data: Dict[str, Any]) -> str:
         f"ban log:        {_text(data['ban_log'])}",
         "register hook:  "
         + ("running since " + hook["since"] if hook["running"] else "not running (startup-script in python.conf.xml)"),
-        f"counters since {data['counters_since']}:",
     ]
+    lines += _render_limits(data["limits"])
+    lines.append(f"counters since {data['counters_since']}:")
     width = max(len(name) for name in data["counters"])
     lines += [f"  {name:<{width}}  {value}" for name, value in data["counters"].items()]
+    if "unblock" in data:
+        lifted = data["unblock"]["lifted"]
+        lines.insert(1, f"unblock {_text(data['unblock']['key'])}: "
+                        + (", ".join(f"lifted {b['limit']} on {_text(b['identity'])}" for b in lifted)
+                           if lifted else "no block on that key"))
     return "\n".join(lines) + "\n"
+
+
+def _render_limits(limits: Dict[str, Any]) -> List[str]:
+    if not limits["limits"]:
+        return ["limits:         none"]
+    lines = [f"limits:         {len(limits['limits'])} ({limits['tracked_keys']:,} keys tracked of "
+             f"{limits['max_keys']:,}, {limits['evicted_keys']:,} evicted; {limits['calls_up']:,} calls up)"]
+    if not limits["concurrent_calls_counted"]:
+        lines.append("  concurrent calls are NOT counted: the fs_guard.events startup-script is not running")
+    for limit in limits["limits"]:
+        lines.append(f"  {limit['name']}: {limit['rule']}")
+        hottest = [f"{_text(view['key'])} " + " ".join(f"{metric} {count}" for metric, count in view.items()
+                                                       if metric != "key")
+                   for view in limit["hottest"]]
+        lines.append(f"    hottest: {' | '.join(hottest) if hottest else 'none'}")
+    blocked = limits["blocked"]
+    lines.append(f"blocked:        {len(blocked) if blocked else 'none'}")
+    lines += [f"  {_text(b['identity'])} by {b['limit']}, {b['seconds_left']:,} s left (until {b['until']})"
+              for b in blocked]
+    return lines
 
 
 def _text(value: str) -> str:
