@@ -42,6 +42,19 @@ class TestCheckConfig:
         assert "trusted nets:  192.0.2.0/24" in result.stdout
         assert "rules for default:" in result.stdout and "MONITOR" in result.stdout
 
+    def test_the_summary_lists_each_limit_with_what_it_counts_and_does(self, config_file):
+        path = config_file({"limits": [
+            {"name": "fanout", "by": "account", "contexts": ["default"], "prefixes": ["00"], "window": 3600,
+             "distinct_numbers": {"warning": 10, "critical": 20}, "action": "reject", "block_for": 900},
+            {"name": "up", "by": "source_ip", "concurrent": {"critical": 8}}]})
+        result = fs_guard("check-config", path)
+        assert result.returncode == 0, result.stderr
+        assert ("limits:        2 (at most 100,000 keys tracked; a lost hang-up frees its slot after 14400 s)\n"
+                "  fanout: by account in default to 00; distinct numbers in 3600 s: warning > 10, critical > 20; "
+                "reject, block 900 s, ban lines off\n"
+                "  up: by source_ip; concurrent calls: critical > 8; alert, ban lines on\n") in result.stdout
+        assert "limits:        none" in fs_guard("check-config", config_file({})).stdout
+
     def test_a_bad_file_exits_2_with_every_error_and_its_path(self, config_file):
         result = fs_guard("check-config", "--config", config_file({"denny_prefix": [], "deny_prefix": [5]}))
         assert result.returncode == 2

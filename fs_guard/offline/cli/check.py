@@ -99,6 +99,12 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"rules for {name}:")
         for line in describe_rules(rules):
             print(f"  {line}")
+    limits = config.limits
+    print(f"limits:        {len(limits.limits) or 'none'}" + (
+        f" (at most {limits.max_keys:,} keys tracked; a lost hang-up frees its slot after "
+        f"{limits.call_max_duration:g} s)" if limits else ""))
+    for limit in limits.limits:
+        print(f"  {limit.name}: {limit.describe()}")
     return 0
 
 
@@ -122,6 +128,10 @@ def run_test(args: argparse.Namespace) -> int:
         print(f"REJECT {number} context={context} reason={verdict.reason}{note}")
     which = f"the rules in contexts.{context}" if args.context in config.contexts else "the top-level rules"
     print(f"configuration: {config_name(config)} ({which})")
+    applying = [limit.name for limit in config.limits.for_context(args.context)]
+    if verdict.accept and applying:
+        print(f"limits:        {', '.join(applying)} count calls in this context (they depend on the calls "
+              "before it: fs-guard replay shows what they do to recorded traffic)")
     if verdict.accept:
         return 0
     if args.ip is not None:
