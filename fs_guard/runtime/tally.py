@@ -22,7 +22,7 @@ import heapq
 import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
 
 from fs_guard.runtime.limits import (
     ACCEPTED, CALLS, CONCURRENT, DISTINCT, Check, Hit, Limit, LimitSet, NO_LIMITS, Outcome, judge,
@@ -74,12 +74,14 @@ class Tally:
     # -- the hot path ---------------------------------------------------------------------
 
     def count(self, limits: LimitSet, checks: Sequence[Check], identities: Sequence[str], call_id: Optional[str],
-              number: str, now: float, enforce: bool = True, concurrency: bool = True) -> Outcome:
+              number: str, now: float, enforce: bool = True, concurrency: bool = True,
+              observe: Optional[Callable[[Check, Dict[str, int]], None]] = None) -> Outcome:
         """Judge one call against ``checks`` and, unless it is rejected, count it.
 
         ``identities`` are the call's blockable identities (``ip:ADDR``, ``account:USER@DOMAIN``);
         ``enforce`` false (monitor mode) alerts but never rejects or blocks; ``concurrency``
-        false (nobody would release the slot) leaves concurrent calls uncounted.
+        false (nobody would release the slot) leaves concurrent calls uncounted. ``observe``,
+        when given, sees each check's counts, hit or not (``fs-guard replay``'s peaks).
         """
         with self._lock:
             if limits is not self._limits:
@@ -104,6 +106,8 @@ class Tally:
                         counts[DISTINCT] = len(window.numbers) + (number not in window.numbers)
                 if limit.concurrent is not None and concurrency and call_id:
                     counts[CONCURRENT] = self._live_slots(where, now) + 1
+                if observe is not None:
+                    observe(check, counts)
                 found, rejects = judge(limit, counts)
                 hits.extend(Hit(limit, check.key, *hit) for hit in found)
                 if rejects and enforce and rejecting is None:
