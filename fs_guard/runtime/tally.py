@@ -95,17 +95,7 @@ class Tally:
             windows = []
             for check in checks:
                 limit = check.limit
-                where = (limit.name, check.key)
-                counts: Dict[str, int] = {}
-                window = None
-                if limit.calls is not None or limit.distinct is not None:
-                    window = self._window(where, limit, now)
-                    if limit.calls is not None:
-                        counts[CALLS] = len(window.calls) + 1
-                    if limit.distinct is not None:
-                        counts[DISTINCT] = len(window.numbers) + (number not in window.numbers)
-                if limit.concurrent is not None and concurrency and call_id:
-                    counts[CONCURRENT] = self._live_slots(where, now) + 1
+                where, window, counts = self._measure(check, call_id, number, now, concurrency)
                 if observe is not None:
                     observe(check, counts)
                 found, rejects = judge(limit, counts)
@@ -124,6 +114,32 @@ class Tally:
                 self._record(check.limit, where, window, call_id, number, now, concurrency)
             return Outcome(tuple(hits), None, "", None, tuple(check.limit.name for check in checks)) \
                 if checks or hits else ACCEPTED
+
+    # -- for the cluster (fs_guard.runtime.cluster): Redis decides, this tally keeps up ------
+
+    def peek(self, limits: LimitSet, checks: Sequence[Check], identities: Sequence[str], call_id: Optional[str],
+             number: str, now: float, concurrency: bool = True) -> Tuple[Optional[Block], List[Dict[str, int]]]:
+        """The block and the counts ``count`` would judge now (this call included), counting nothing."""
+        with self._lock:
+            if limits is not self._limits:
+                self._adopt(limits)
+            blocked = self._blocked(identities, now) if self._blocks else None
+            return blocked, [self._measure(check, call_id, number, now, concurrency)[2] for check in checks]
+
+    def record(self, limits: LimitSet, checks: Sequence[Check], call_id: Optional[str], number: str, now: float,
+               concurrency: bool = True) -> None:
+        """Count a call accepted elsewhere (by the shared counts), as ``count`` counts an accepted call."""
+        with self._lock:
+            if limits is not self._limits:
+                self._adopt(limits)
+            for check in checks:
+                where, window, _ = self._measure(check, call_id, number, now, concurrency)
+                self._record(check.limit, where, window, call_id, number, now, concurrency)
+
+    def block(self, identity: str, until: float, limit: Limit, key: str) -> None:
+        """Hold a block decided elsewhere (by the shared counts) as if this tally had decided it."""
+        with self._lock:
+            self._blocks[identity] = Block(identity, until, limit, key)
 
     def release(self, call_id: str) -> int:
         """The call has ended: free its concurrency slots; returns how many."""
@@ -149,6 +165,23 @@ class Tally:
                     return block
                 del self._blocks[identity]
         return None
+
+    def _measure(self, check: Check, call_id: Optional[str], number: str, now: float,
+                 concurrency: bool) -> Tuple[WindowKey, Optional[_Window], Dict[str, int]]:
+        """One check's counts with this call included, expired entries dropped."""
+        limit = check.limit
+        where = (limit.name, check.key)
+        counts: Dict[str, int] = {}
+        window = None
+        if limit.calls is not None or limit.distinct is not None:
+            window = self._window(where, limit, now)
+            if limit.calls is not None:
+                counts[CALLS] = len(window.calls) + 1
+            if limit.distinct is not None:
+                counts[DISTINCT] = len(window.numbers) + (number not in window.numbers)
+        if limit.concurrent is not None and concurrency and call_id:
+            counts[CONCURRENT] = self._live_slots(where, now) + 1
+        return where, window, counts
 
     def _window(self, where: WindowKey, limit: Limit, now: float) -> _Window:
         windows = self._windows
