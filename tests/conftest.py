@@ -43,9 +43,12 @@ def fresh_freeswitch(tmp_path, monkeypatch, fs_dirs):
     monkeypatch.setattr(state, "STATS", Counters())
     monkeypatch.setattr(state, "ERROR_REPORTS", RateLimiter(1.0))
     monkeypatch.setattr(state, "TALLY", Tally())
+    monkeypatch.setattr(state, "CLUSTER", None)
     monkeypatch.setattr(limiter, "_warned_no_hook", False)
     yield
     state.BANLOG.close()
+    if state.CLUSTER is not None:
+        state.CLUSTER.close()
 
 
 @pytest.fixture

@@ -10,8 +10,11 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
+import socket
 import threading
 import time
+from urllib.parse import parse_qsl, urlencode, urlsplit
 from dataclasses import dataclass, field
 from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -49,6 +52,32 @@ DEFAULTS: Mapping[str, Any] = {
 }
 
 
+#: The ``cluster`` setting's defaults: Redis keys start with this; how long a call waits for Redis.
+DEFAULT_KEY_PREFIX = "fs-guard:"
+DEFAULT_CLUSTER_TIMEOUT_MS = 100
+NODE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Where the nodes of a cluster share their limits and bans (``fs_guard.runtime.cluster``)."""
+
+    url: str = field(repr=False)  # as redis-py's from_url takes it; may hold a password
+    key_prefix: str
+    node: str  # this node's name: unique in the cluster, written as node=NAME on lines it shares
+    timeout: float  # seconds a call waits for Redis
+
+    @property
+    def shown_url(self) -> str:
+        """The URL without its password, for status and logs."""
+        parts = urlsplit(self.url)
+        netloc = parts.netloc
+        if parts.password is not None:
+            netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
+        query = urlencode([(k, "***" if k == "password" else v) for k, v in parse_qsl(parts.query)], safe="/*")
+        return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
+
+
 class ConfigError(Exception):
     """A configuration that must not take effect; ``errors`` name each field's path."""
 
@@ -70,6 +99,7 @@ class Config:
     source: Optional[str]  # the file it came from; None for the built-in defaults
     raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
     limits: LimitSet = NO_LIMITS
+    cluster: Optional[ClusterSettings] = None  # None: limits and bans are this node's alone
 
     def rules_for(self, context: str) -> Rules:
         return self.contexts.get(context, self.base)
@@ -148,12 +178,25 @@ def _rules(values: Mapping[str, Any]) -> Rules:
     )
 
 
+def _cluster(values: Optional[Mapping[str, Any]]) -> Tuple[Optional[ClusterSettings], List[str]]:
+    if values is None:
+        return None, []
+    node = values.get("node") or socket.gethostname()
+    if not NODE_NAME.fullmatch(node):
+        return None, [f"fail2ban.cluster.node: the host name {escape(node)!r} is not a plain name "
+                      "(letters, digits, _ . -, at most 64): set node"]
+    return ClusterSettings(values["url"], values.get("key_prefix", DEFAULT_KEY_PREFIX), node,
+                           values.get("timeout_ms", DEFAULT_CLUSTER_TIMEOUT_MS) / 1000.0), []
+
+
 def compile_config(section: Mapping[str, Any], source: Optional[str]) -> Config:
     """Compile a validated ``fail2ban`` object; raises ConfigError for semantic errors."""
     merged = {**DEFAULTS, **section}
     networks, errors = _networks(merged["trusted_networks"])
     limits, limit_errors = compile_limits(section)
     errors += limit_errors
+    cluster, cluster_errors = _cluster(section.get("cluster"))
+    errors += cluster_errors
     if errors:
         raise ConfigError(source or "<built-in>", errors)
     base = _rules(merged)
@@ -170,6 +213,7 @@ def compile_config(section: Mapping[str, Any], source: Optional[str]) -> Config:
         source=source,
         raw=dict(section),
         limits=limits,
+        cluster=cluster,
     )
 
 

@@ -55,7 +55,7 @@ def screen(session: Any, config: Config, rules: Rules, context: str, number: str
     limitset = config.limits
     applicable = limitset.for_context(context)
     tally = state.TALLY
-    if not applicable and not tally.has_blocks:
+    if not applicable and not tally.has_blocks and config.cluster is None:
         return False
     get = session.getVariable
     source_ip = offence.canonical_address(get("sip_network_ip") or get("network_addr"))
@@ -67,8 +67,14 @@ def screen(session: Any, config: Config, rules: Rules, context: str, number: str
     if not concurrency and limitset.has_concurrency:
         _warn_no_hook()
     uuid = getattr(session, "uuid", None) or ""
-    outcome = tally.count(limitset, found, identities, uuid, number, time.time(),
-                          enforce=not rules.monitor, concurrency=concurrency)
+    if config.cluster is None:
+        outcome = tally.count(limitset, found, identities, uuid, number, time.time(),
+                              enforce=not rules.monitor, concurrency=concurrency)
+    else:  # counted across the cluster's nodes, in Redis (a block may come from another node)
+        from fs_guard.runtime import cluster
+
+        outcome = cluster.current(config.cluster).count(tally, limitset, found, identities, uuid, number, time.time(),
+                                                        enforce=not rules.monitor, concurrency=concurrency)
     if outcome.counted:
         session.setVariable(COUNTED_VARIABLE, ",".join(skip + outcome.counted))
     if outcome.hits:

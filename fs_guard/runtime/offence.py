@@ -106,8 +106,13 @@ def report(config: Config, rules: Rules, reason: str, source_ip: Optional[str], 
     if address is None:
         ip = banlog.quoted(source_ip)
     if outcome == BANNED:
-        if state.BANLOG.write(config.ban_log_path, banlog.line(ip, reason, fields)):
+        text = banlog.line(ip, reason, fields)
+        if state.BANLOG.write(config.ban_log_path, text):
             state.STATS.add(stats.BAN_LINES)
+            if config.cluster is not None:  # every node's ban log gets it (fs_guard.runtime.cluster)
+                from fs_guard.runtime import cluster
+
+                cluster.current(config.cluster).publish(text)
         else:
             state.STATS.add(stats.BAN_LOG_ERRORS)
             outcome = UNWRITABLE

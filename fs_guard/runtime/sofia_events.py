@@ -20,7 +20,12 @@ The address is only ever the ``network-ip`` header, the socket's.
 
 It also consumes ``CHANNEL_HANGUP_COMPLETE``, which FreeSWITCH fires once for every
 channel however it ends, to free the ended call's concurrent-call slots of the fraud
-limits (``fs_guard.runtime.limiter``).
+limits (``fs_guard.runtime.limiter``), in Redis too when the node is part of a cluster.
+
+With a ``cluster`` configured it also runs the cluster's ban follower
+(``fs_guard.runtime.cluster.follow``: other nodes' ban lines into this node's ban log) in a
+thread of its own, started once a configuration names a cluster and joined before
+``runtime()`` returns: mod_python3 stops only the startup-script thread itself.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ BINDINGS = (("CUSTOM", REGISTER_FAILURE_EVENT), ("CUSTOM", PRE_REGISTER_EVENT), 
 QUEUE_LEN = 50_000
 #: Longest single wait in ``pop`` (ms): bounds how late a shutdown or SystemExit is seen.
 SLICE_MS = 500
+#: Longest wait for the cluster's ban follower at shutdown (s): the hook returns within 2 s.
+FOLLOWER_JOIN = 1.4
 
 _owner = threading.Lock()
 _started_at: Optional[float] = None
@@ -61,19 +68,50 @@ def serve() -> None:
         consumer = host.event_consumer(BINDINGS, QUEUE_LEN)
         _started_at = time.time()
         host.console("notice", "fs-guard: register-failure hook started")
+        follower = _Follower()
         try:
-            _consume(consumer)
+            _consume(consumer, follower)
         finally:
             _started_at = None
+            follower.stop()
             _close(consumer)
     finally:
         _owner.release()
 
 
-def _consume(consumer: Any) -> None:
+class _Follower:
+    """The cluster's ban follower thread: started once a configuration names a cluster."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._next_look = 0.0
+
+    def look(self) -> None:
+        """At most once per slice: start the follower if the configuration has a cluster."""
+        now = time.monotonic()
+        if self._thread is not None or now < self._next_look:
+            return
+        self._next_look = now + SLICE_MS / 1000
+        if state.CONFIG.current().cluster is None:
+            return
+        from fs_guard.runtime import cluster  # imported only when a cluster is configured
+
+        self._thread = threading.Thread(target=cluster.follow, args=(self._stop,), name="fs-guard cluster follower",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(FOLLOWER_JOIN)
+
+
+def _consume(consumer: Any, follower: _Follower) -> None:
     while host.running():
         event = None
         try:
+            follower.look()
             event = consumer.pop(1, SLICE_MS)
             if event is not None:
                 handle(event)
@@ -92,6 +130,9 @@ def handle(event: Any) -> None:
         call_uuid = get("Unique-ID")
         if call_uuid:
             state.TALLY.release(call_uuid)
+            shared = state.CLUSTER
+            if shared is not None:
+                shared.release(call_uuid)
         return
     kind = get("Event-Subclass")
     user_agent = get("user-agent")

@@ -6,6 +6,8 @@ configuration cache, one ban-log writer, one set of counters.
 
 from __future__ import annotations
 
+from typing import Any, Optional
+
 from fs_guard.runtime.banlog import BanLog
 from fs_guard.runtime.config import ConfigStore
 from fs_guard.runtime.ratelimit import RateLimiter
@@ -17,5 +19,8 @@ BANLOG = BanLog()
 STATS = Counters()
 #: Counts of the fraud limits (windows, concurrent calls, blocks).
 TALLY = Tally()
+#: The link to the cluster's Redis (``fs_guard.runtime.cluster.Cluster``), made by that module when a
+#: configuration first names a cluster; None otherwise, and then that module is never imported.
+CLUSTER: Optional[Any] = None
 #: Internal errors are reported at most once a second, however many calls hit them.
 ERROR_REPORTS = RateLimiter(1.0)

@@ -59,9 +59,15 @@ def answer(args: str) -> str:
 
 
 def unblock(key: str) -> Dict[str, Any]:
-    """Lift every block on ``key`` (an address or an account) and forget its counts."""
-    lifted = state.TALLY.unblock(key)
-    return {"key": key, "lifted": [{"limit": block.limit.name, "identity": block.identity} for block in lifted]}
+    """Lift every block on ``key`` (an address or an account) and forget its counts (on every
+    node, with a cluster)."""
+    found = {(block.identity, block.limit.name) for block in state.TALLY.unblock(key)}
+    settings = state.CONFIG.current().cluster
+    if settings is not None:
+        from fs_guard.runtime import cluster
+
+        found |= cluster.unblock(settings, key)
+    return {"key": key, "lifted": [{"limit": limit, "identity": identity} for identity, limit in sorted(found)]}
 
 
 def report(reloaded: Optional[LoadState] = None) -> Dict[str, Any]:
@@ -86,6 +92,11 @@ def report(reloaded: Optional[LoadState] = None) -> Dict[str, Any]:
     counters[stats.CONFIG_WAIT_TIMEOUTS] = state.CONFIG.first_load_timeouts
     data["counters"] = _ordered(counters)
     data["limits"] = _limits(config, hook is not None)
+    data["cluster"] = None
+    if config.cluster is not None:
+        from fs_guard.runtime import cluster
+
+        data["cluster"] = cluster.status(config.cluster)
     return data
 
 
@@ -139,6 +150,8 @@ def render(data: Dict[str, Any]) -> str:
         "register hook:  "
         + ("running since " + hook["since"] if hook["running"] else "not running (startup-script in python.conf.xml)"),
     ]
+    if data["cluster"] is not None:
+        lines += _render_cluster(data["cluster"])
     lines += _render_limits(data["limits"])
     lines.append(f"counters since {data['counters_since']}:")
     width = max(len(name) for name in data["counters"])
@@ -149,6 +162,29 @@ def render(data: Dict[str, Any]) -> str:
                         + (", ".join(f"lifted {b['limit']} on {_text(b['identity'])}" for b in lifted)
                            if lifted else "no block on that key"))
     return "\n".join(lines) + "\n"
+
+
+def _render_cluster(cluster: Dict[str, Any]) -> List[str]:
+    if cluster["state"] == "up":
+        now = f"up since {cluster['since']}: limits and bans shared"
+    elif cluster["state"] == "down":
+        now = (f"DOWN since {cluster['since']}: limits decided with this node's own counts, "
+               f"next try in {cluster['retry_in']:g} s")
+    else:
+        now = "connecting"
+    error = cluster["last_error"]
+    follower = cluster["ban_follower"]
+    if follower["reading_since"]:
+        bans = f"reading other nodes' ban lines since {follower['reading_since']}"
+    elif follower["running"]:
+        bans = "waiting for Redis"
+    else:
+        bans = "not running (startup-script in python.conf.xml): other nodes' ban lines are not written here"
+    return [
+        f"cluster:        node {cluster['node']} via {_text(cluster['url'])}, {now}",
+        f"  last error:   {_text(error) + ' at ' + cluster['error_at'] if error else 'none'}",
+        f"  ban follower: {bans}",
+    ]
 
 
 def _render_limits(limits: Dict[str, Any]) -> List[str]:

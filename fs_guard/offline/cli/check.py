@@ -8,7 +8,9 @@ import sys
 from typing import Optional
 
 from fs_guard.runtime import banlog, offence
-from fs_guard.runtime.config import CONFIG_BASENAME, Config, ConfigError, default_config, load_config, locate_config
+from fs_guard.runtime.config import (
+    CONFIG_BASENAME, ClusterSettings, Config, ConfigError, default_config, load_config, locate_config,
+)
 from fs_guard.runtime.rules import CallFacts, PrefixSet, Rules, decide
 
 
@@ -105,7 +107,24 @@ def run_check(args: argparse.Namespace) -> int:
         f"{limits.call_max_duration:g} s)" if limits else ""))
     for limit in limits.limits:
         print(f"  {limit.name}: {limit.describe()}")
-    return 0
+    if config.cluster is None:
+        print("cluster:       none (limits and bans are this node's own)")
+        return 0
+    return _check_cluster(config.cluster)
+
+
+def _check_cluster(settings: ClusterSettings) -> int:
+    """PING the cluster's Redis (waiting at most its timeout): 1 when it does not answer."""
+    from fs_guard.runtime import cluster  # brings redis-py, only for a configuration with a cluster
+
+    ok, what = cluster.ping(settings)
+    print(f"cluster:       node {settings.node}, {settings.shown_url} (keys {settings.key_prefix}*, "
+          f"timeout {settings.timeout * 1000:g} ms): {'OK, ' + what if ok else 'NOT ANSWERING: ' + what}")
+    if ok:
+        return 0
+    print(f"fs-guard: the cluster's Redis does not answer ({what}); until it does, each node decides its limits "
+          "with its own counts and shares no bans", file=sys.stderr)
+    return 1
 
 
 def run_test(args: argparse.Namespace) -> int:

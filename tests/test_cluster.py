@@ -1,0 +1,495 @@
+"""Clusters: limits and bans shared by several FreeSWITCH nodes through a real Redis.
+
+Each test that needs Redis starts Debian's redis-server of its own (tests/redis_support.py);
+without it they skip, unless FS_GUARD_REQUIRE_REDIS=1 (CI) makes them fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import fsctl
+import pytest
+from modpython import run_api, run_startup, unload
+from redis_support import RedisServer, SilentServer, free_port, need_redis
+
+from fs_guard.runtime import state
+from fs_guard.runtime.cluster import Cluster
+from fs_guard.runtime.config import ConfigError, parse_config
+from fs_guard.runtime.limits import for_call
+from fs_guard.runtime.tally import Tally
+
+TESTS = Path(__file__).parent
+FAKES = str(TESTS / "fakes")
+OFFICE = {"sip_authorized": "true", "user_name": "1001", "domain_name": "pbx.example"}
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    server = RedisServer(need_redis(), tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+def limit(name="l", by="account", **spec):
+    return {"name": name, "by": by, **spec}
+
+
+def section(url, *limits, node="a", timeout_ms=None, **more):
+    cluster = {"url": url, "node": node}
+    if timeout_ms is not None:
+        cluster["timeout_ms"] = timeout_ms
+    return {"deny_prefix": ["00"], "cluster": cluster, "limits": list(limits), **more}
+
+
+def compiled(url, *limits, **more):
+    return parse_config(json.dumps({"fail2ban": section(url, *limits, **more)}), "t.json")
+
+
+@pytest.fixture
+def hook():
+    """The event hook as the startup-script runs it: releases hung-up calls, follows the ban stream."""
+    started = run_startup("fs_guard.events")
+    fsctl.wait_until(fsctl.idle)
+    yield started
+    fsctl.stop_running()
+    unload()
+
+
+def cluster_status():
+    return json.loads(run_api("fs_guard.status json"))["cluster"]
+
+
+def wait_for_cluster(condition, timeout=20.0):
+    fsctl.wait_until(lambda: condition(cluster_status()), timeout)
+
+
+class TestSetting:
+    def errors(self, cluster):
+        with pytest.raises(ConfigError) as caught:
+            parse_config(json.dumps({"fail2ban": {"cluster": cluster}}), "t.json")
+        return caught.value.errors
+
+    def test_the_url_is_required_and_unknown_keys_and_bad_values_are_errors(self):
+        assert self.errors({}) == ("fail2ban.cluster: 'url' is a required property",)
+        assert self.errors({"url": "redis://r:6379", "prefix": "x"}) == ("fail2ban.cluster.prefix: unknown key",)
+        assert self.errors({"url": "http://r:6379"})[0].startswith("fail2ban.cluster.url: 'http://r:6379' does not match")
+        assert self.errors({"url": "redis://r", "timeout_ms": 0})[0].startswith("fail2ban.cluster.timeout_ms: 0 is less")
+        assert self.errors({"url": "redis://r", "node": "fs 1"})[0].startswith("fail2ban.cluster.node: 'fs 1'")
+
+    def test_defaults_the_host_name_the_key_prefix_and_100_ms(self):
+        cluster = parse_config(json.dumps({"fail2ban": {"cluster": {"url": "rediss://r:6380/0"}}}), "t").cluster
+        assert (cluster.node, cluster.key_prefix, cluster.timeout) == (os.uname().nodename, "fs-guard:", 0.1)
+
+    def test_without_it_there_is_no_cluster(self):
+        assert parse_config(json.dumps({"fail2ban": {}}), "t").cluster is None
+
+    def test_the_url_is_shown_without_its_password(self):
+        cluster = parse_config(json.dumps({"fail2ban": {"cluster": {
+            "url": "rediss://fsguard:s3cret@redis.example:6380/2?ssl_cert_reqs=required"}}}), "t").cluster
+        assert cluster.shown_url == "rediss://fsguard:***@redis.example:6380/2?ssl_cert_reqs=required"
+        assert "s3cret" not in repr(cluster)
+        unix = parse_config(json.dumps({"fail2ban": {"cluster": {"url": "unix:///run/redis.sock?password=pw"}}}),
+                            "t").cluster
+        assert unix.shown_url == "unix:///run/redis.sock?password=***"
+
+
+# -- the script against Tally: same calls, same outcomes ---------------------------------------------------
+
+
+def view(outcome):
+    return ([(h.limit.name, h.key, h.metric, h.count, h.threshold, h.level) for h in outcome.hits],
+            outcome.rejected_by and outcome.rejected_by.name, outcome.key,
+            None if outcome.blocked_until is None else round(outcome.blocked_until, 4), outcome.counted)
+
+
+class Twins:
+    """The same calls through a Tally and through Redis (on the calls' own clock)."""
+
+    def __init__(self, server, *limits, **settings):
+        self.config = compiled(server.url, *limits, **settings)
+        self.alone = Tally()
+        self.cluster = Cluster(self.config.cluster, server_time=False)
+        self.cluster._connect()
+        assert self.cluster.health.state == "up"
+        self.kept = Tally()  # the node's own tally beside Redis
+
+    def call(self, number, at, *, ip="192.0.2.1", account="1001@pbx.example", call_id=None, context="default",
+             enforce=True):
+        found, identities = for_call(self.config.limits, context, number, ip, account)
+        expected = self.alone.count(self.config.limits, found, identities, call_id, number, at, enforce)
+        got = self.cluster.count(self.kept, self.config.limits, found, identities, call_id, number, at, enforce)
+        assert view(got) == view(expected), (number, at)
+        return got
+
+    def release(self, call_id):
+        self.alone.release(call_id)
+        self.kept.release(call_id)
+        self.cluster.release(call_id)
+
+
+@pytest.mark.redis
+class TestSameAsTally:
+    def test_window_edges(self, redis_server):
+        twins = Twins(redis_server, limit(window=60, calls={"warning": 1, "critical": 2}, action="reject"))
+        rejected = [twins.call(n, at).rejected_by is not None for n, at in
+                    (("1", 1000.0), ("2", 1030.0), ("3", 1059.999), ("3", 1060.0), ("4", 1060.0))]
+        assert rejected == [False, False, True, False, True]
+
+    def test_distinct_numbers_and_a_number_seen_again(self, redis_server):
+        twins = Twins(redis_server, limit(window=600, distinct_numbers={"critical": 3}, action="reject"))
+        for n, number in enumerate(["1", "2", "1", "3", "2", "4", "4"]):
+            twins.call(number, float(n))
+        assert twins.call("4", 602.0).rejected_by is None
+
+    def test_counts_above_four_times_the_highest_threshold_are_not_kept(self, redis_server):
+        twins = Twins(redis_server, limit(window=3600, calls={"critical": 2}, distinct_numbers={"warning": 3}))
+        for n in range(40):
+            outcome = twins.call(str(n), float(n))
+        assert {hit.metric: hit.count for hit in outcome.hits} == {"calls": 9, "distinct_numbers": 13}
+
+    def test_concurrent_calls_until_released_or_expired(self, redis_server):
+        twins = Twins(redis_server, limit(concurrent={"warning": 1, "critical": 2}, action="reject"),
+                      limit_settings={"call_max_duration": 3600})
+        assert [twins.call("1", float(n), call_id=f"c{n}").rejected_by is None for n in range(4)] == [
+            True, True, False, False]
+        twins.release("c0")
+        assert twins.call("1", 10.0, call_id="c4").rejected_by is None
+        assert twins.call("1", 3601.5, call_id="c5").rejected_by is None  # c1 and c4 expired
+
+    def test_a_block_rejects_every_identity_of_the_call_until_it_ends(self, redis_server):
+        twins = Twins(redis_server, limit("fanout", prefixes=["00"], window=600, distinct_numbers={"critical": 1},
+                                          action="reject", block_for=3600),
+                      limit("ip", by="source_ip", window=60, calls={"warning": 100}))
+        twins.call("0088216001", 0.0)
+        assert twins.call("0088216002", 1.0).blocked_until == 3601.0
+        assert twins.call("1002", 2.0, ip="192.0.2.99").rejected_by is not None  # the account is blocked
+        assert twins.call("1002", 3.0, account=None).rejected_by is None  # the address is not
+        assert twins.call("1002", 3601.0).rejected_by is None
+
+    def test_monitor_mode_counts_and_alerts_but_never_rejects(self, redis_server):
+        twins = Twins(redis_server, limit(window=60, calls={"critical": 1}, action="reject", block_for=60))
+        assert [twins.call("1", float(n), enforce=False).rejected_by for n in range(3)] == [None] * 3
+
+    def test_a_thousand_random_calls_decide_alike(self, redis_server):
+        twins = Twins(
+            redis_server,
+            limit("acct-rate", window=30, calls={"warning": 3, "critical": 6}, action="reject", block_for=20),
+            limit("ip-fanout", by="source_ip", window=45, distinct_numbers={"warning": 2, "critical": 5}),
+            limit("premium-up", by="account_prefix", prefixes=["009", "0088"], concurrent={"critical": 2},
+                  action="reject"),
+            limit("public-ip", by="source_ip", contexts=["public"], window=10, calls={"critical": 3},
+                  concurrent={"warning": 1}, action="reject", block_for=5),
+            limit_settings={"call_max_duration": 40})
+        rng = random.Random(20261125)
+        at, up = 1_800_000_000.0, []
+        for n in range(1000):
+            at += rng.choice((0.001, 0.25, 1.0, 2.5, 7.0))
+            call_id = f"call{n}"
+            outcome = twins.call(rng.choice(["0091", "0092", "00881", "1000", "1001", "0093"]), round(at, 3),
+                                 ip=rng.choice(["192.0.2.1", "192.0.2.2", "2001:db8::1"]),
+                                 account=rng.choice(["1001@pbx.example", "1002@pbx.example", None]),
+                                 call_id=call_id, context=rng.choice(["public", "default"]),
+                                 enforce=rng.random() > 0.1)
+            if outcome.counted:
+                up.append(call_id)
+            if up and rng.random() < 0.4:
+                twins.release(up.pop(rng.randrange(len(up))))
+
+
+# -- faults ----------------------------------------------------------------------------------------------
+
+
+def causes(call, count, number="100", **variables):
+    """Hang-up causes of ``count`` calls of the office account ("NONE": let through)."""
+    channel = {**OFFICE, **variables}
+    return [call(number, context="default", **channel).hangupCause() for _ in range(count)]
+
+
+@pytest.mark.redis
+class TestFaults:
+    def test_redis_killed_and_restarted_mid_run(self, redis_server, write_config, call, hook):
+        write_config(section(redis_server.url, limit(window=3600, calls={"critical": 10}, action="reject"),
+                             timeout_ms=200))
+        wait_for_cluster(lambda c: c["state"] == "up")
+        assert causes(call, 6) == ["NONE"] * 6
+        assert redis_server.client().zcard("fs-guard:calls:l:account:1001@pbx.example") == 6
+        redis_server.stop()
+        # The node goes on alone, with its own counts: 4 more, never an 11th.
+        assert causes(call, 6) == ["NONE"] * 4 + ["CALL_REJECTED"] * 2
+        status = cluster_status()
+        assert status["state"] == "down" and "Error" in status["last_error"]
+        assert state.STATS.snapshot()["cluster_local_decisions"] == 6
+        errors = [line for line in fsctl.log_lines("err") if "cluster" in line]
+        assert len(errors) == 1 and "limits are decided with this node's own counts" in errors[0]
+        assert not any("Traceback" in line for line in fsctl.log_lines())
+        redis_server.start()  # empty: it kept nothing
+        wait_for_cluster(lambda c: c["state"] == "up")
+        # Redis lost the count; the node's own still rejects, and Redis counts again.
+        assert causes(call, 1) == ["CALL_REJECTED"]
+        assert causes(call, 3, user_name="1002") == ["NONE"] * 3
+        assert redis_server.client().zcard("fs-guard:calls:l:account:1002@pbx.example") == 3
+        assert any("answers; node a shares" in line for line in fsctl.log_lines("notice"))
+
+    def test_a_redis_that_never_answers_holds_a_call_at_most_the_timeout(self, write_config, call):
+        need_redis()
+        silent = SilentServer()
+        try:
+            write_config(section(silent.url, limit(window=3600, calls={"critical": 2}, action="reject"),
+                                 timeout_ms=100))
+            began = time.monotonic()
+            assert causes(call, 1) == ["NONE"]  # connecting in the background: decided at once, alone
+            assert time.monotonic() - began < 0.09
+            fsctl.wait_until(lambda: state.CLUSTER.health.state == "down")
+            fsctl.wait_until(lambda: state.CLUSTER.health.retry_in() == 0)
+            began = time.monotonic()
+            assert causes(call, 1) == ["NONE"]  # this one tries Redis again, waits the timeout, decides alone
+            assert 0.09 <= time.monotonic() - began < 0.1 + 0.15
+            began = time.monotonic()
+            assert causes(call, 1) == ["CALL_REJECTED"]  # backing off: not even tried
+            assert time.monotonic() - began < 0.05
+            status = cluster_status()
+            assert status["state"] == "down" and status["last_error"].startswith("TimeoutError")
+            assert state.STATS.snapshot()["cluster_local_decisions"] == 3
+        finally:
+            silent.close()
+
+    def test_nothing_listening_at_start_every_call_is_decided_alone_at_once(self, write_config, call):
+        need_redis()
+        write_config(section(f"redis://127.0.0.1:{free_port()}/0",
+                             limit(window=3600, calls={"critical": 2}, action="reject")))
+        began = time.monotonic()
+        assert causes(call, 4) == ["NONE", "NONE", "CALL_REJECTED", "CALL_REJECTED"]
+        assert time.monotonic() - began < 0.5
+        fsctl.wait_until(lambda: cluster_status()["state"] == "down")
+        assert "ConnectionError" in cluster_status()["last_error"]
+
+    def test_without_redis_py_the_cluster_is_down_and_says_what_to_install(self, write_config, call, monkeypatch):
+        monkeypatch.setitem(sys.modules, "redis", None)
+        write_config(section("redis://127.0.0.1:6379/0", limit(window=3600, calls={"critical": 1}, action="reject")))
+        assert causes(call, 2) == ["NONE", "CALL_REJECTED"]
+        fsctl.wait_until(lambda: cluster_status()["state"] == "down")
+        assert cluster_status()["last_error"].startswith("ImportError: redis-py is not installed (pip install redis)")
+
+
+# -- status and check-config -------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+class TestStatusAndCheck:
+    def test_status_shows_the_cluster_its_state_and_last_error(self, redis_server, write_config, hook):
+        write_config(section("redis://:s3cret@127.0.0.1:%d/0" % redis_server.port, node="fs1"))
+        text = run_api("fs_guard.status")
+        assert f"cluster:        node fs1 via redis://:***@127.0.0.1:{redis_server.port}/0" in text
+        assert "s3cret" not in text
+        redis_server.client().config_set("requirepass", "s3cret")
+        wait_for_cluster(lambda c: c["state"] == "up")
+        text = run_api("fs_guard.status")
+        assert "up since" in text and "last error:   none" in text
+        wait_for_cluster(lambda c: c["ban_follower"]["reading_since"] is not None)
+        assert "ban follower: reading other nodes' ban lines since" in run_api("fs_guard.status")
+        redis_server.stop()
+        wait_for_cluster(lambda c: c["state"] == "down")
+        text = run_api("fs_guard.status")
+        assert "DOWN since" in text and "limits decided with this node's own counts" in text
+        assert "  last error:   ConnectionError" in text
+
+    def test_check_config_pings_redis(self, redis_server, tmp_path):
+        path = tmp_path / "fs_guard.json"
+        path.write_text(json.dumps({"fail2ban": section(redis_server.url, node="fs1")}))
+        result = _fs_guard("check-config", str(path))
+        assert result.returncode == 0, result.stderr
+        assert (f"cluster:       node fs1, {redis_server.url} (keys fs-guard:*, timeout 100 ms): OK, PING answered in"
+                in result.stdout)
+        redis_server.stop()
+        result = _fs_guard("check-config", str(path))
+        assert result.returncode == 1
+        assert "NOT ANSWERING: ConnectionError" in result.stdout
+        assert "the cluster's Redis does not answer" in result.stderr
+
+    def test_check_config_without_a_cluster_says_none(self, tmp_path):
+        path = tmp_path / "fs_guard.json"
+        path.write_text(json.dumps({"fail2ban": {}}))
+        result = _fs_guard("check-config", str(path))
+        assert result.returncode == 0 and "cluster:       none" in result.stdout
+
+    def test_unblock_lifts_the_shared_block_too(self, redis_server, write_config, call):
+        write_config(section(redis_server.url, limit(window=60, calls={"critical": 1}, action="reject",
+                                                     block_for=3600)))
+        fsctl.wait_until(lambda: cluster_status()["state"] == "up")
+        assert causes(call, 3) == ["NONE", "CALL_REJECTED", "CALL_REJECTED"]
+        assert redis_server.client().exists("fs-guard:block:account:1001@pbx.example")
+        assert "lifted l on account:1001@pbx.example" in run_api("fs_guard.status unblock 1001@pbx.example")
+        assert not redis_server.client().keys("fs-guard:block:*")
+        assert not redis_server.client().keys("fs-guard:calls:*")
+        assert causes(call, 1) == ["NONE"]
+
+
+def _fs_guard(*args):
+    environment = {k: v for k, v in os.environ.items() if k != "FS_GUARD_CONFIG"}
+    return subprocess.run([sys.executable, "-m", "fs_guard", *args], capture_output=True, text=True,
+                          env=environment, timeout=60)
+
+
+def test_freeswitch_imports_redis_only_for_a_configuration_with_a_cluster(tmp_path):
+    need_redis()
+    script = (
+        "import json, sys, fsctl\n"
+        "fsctl.reset({'conf_dir': sys.argv[1], 'log_dir': sys.argv[1]})\n"
+        "from modpython import run_app\n"
+        "run_app('fs_guard.screen', fsctl.call_session(destination_number='1', context='public',"
+        " sip_network_ip='192.0.2.1'))\n"
+        "from fs_guard.runtime import state\n"
+        "fsctl.wait_until(lambda: state.CLUSTER.health.state != 'connecting')\n"
+        "print(json.dumps(sorted(name for name in sys.modules if name.split('.')[0] == 'redis')[:1]))\n")
+    (tmp_path / "fs_guard.json").write_text(json.dumps({"fail2ban": section(
+        f"redis://127.0.0.1:{free_port()}/0", limit(window=60, calls={"critical": 5}))}))
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "PYTHONPATH": FAKES})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == ["redis"]
+
+
+# -- two nodes, two processes, one Redis ----------------------------------------------------------------
+
+
+class Node:
+    """A node process (tests/cluster_node.py) with its own conf_dir and log_dir."""
+
+    def __init__(self, root: Path, name: str, fail2ban: dict) -> None:
+        self.name = name
+        self.conf, self.logs = root / name / "conf", root / name / "log"
+        self.conf.mkdir(parents=True)
+        self.logs.mkdir(parents=True)
+        (self.conf / "fs_guard.json").write_text(json.dumps({"fail2ban": fail2ban}))
+        self.process = None
+
+    def start(self) -> "Node":
+        env = {k: v for k, v in os.environ.items() if k != "FS_GUARD_CONFIG"}
+        self.process = subprocess.Popen([sys.executable, str(TESTS / "cluster_node.py"), str(self.conf),
+                                         str(self.logs)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL, text=True, env={**env, "PYTHONPATH": FAKES})
+        assert self._answer() == {"ready": True}
+        return self
+
+    def send(self, **command) -> None:
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+
+    def _answer(self, timeout: float = 60.0) -> dict:
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        assert ready, f"node {self.name} did not answer within {timeout} s"
+        line = self.process.stdout.readline()
+        assert line, f"node {self.name} exited ({self.process.wait()})"
+        return json.loads(line)
+
+    def ask(self, **command) -> dict:
+        self.send(**command)
+        return self._answer()
+
+    def calls(self, count=1, **command) -> list:
+        return self.ask(op="calls", count=count, **command)["causes"]
+
+    def quit(self) -> dict:
+        answer = self.ask(op="quit")
+        self.process.wait(10)
+        self.process.stdin.close()
+        self.process.stdout.close()
+        self.process = None
+        return answer
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
+
+    def ban_lines(self) -> list:
+        path = self.logs / "fs-guard-ban.log"
+        return path.read_text().splitlines() if path.exists() else []
+
+
+@pytest.fixture
+def nodes(tmp_path, redis_server):
+    """Start nodes named a, b, ... with the same configuration (their own node names)."""
+    started = []
+
+    def start(*limits, names=("a", "b"), **more):
+        for name in names:
+            node = Node(tmp_path, name, section(redis_server.url, *limits, node=name, **more))
+            started.append(node.start())
+        return started
+
+    yield start
+    for node in started:
+        node.kill()
+
+
+def wait_for(condition, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"still not true after {timeout} s"
+        time.sleep(0.02)
+
+
+@pytest.mark.redis
+class TestTwoNodes:
+    def test_calls_placed_at_once_on_two_nodes_are_counted_exactly(self, nodes):
+        a, b = nodes(limit("acct", window=3600, calls={"critical": 40}, action="reject"),
+                     limit("up", concurrent={"critical": 1000}, action="reject"))
+        at = time.time() + 1.0
+        for node in (a, b):
+            node.send(op="calls", count=120, threads=4, at=at, number="10{n}", vars=OFFICE)
+        results = [node._answer()["causes"] for node in (a, b)]
+        accepted = sum(cause == "NONE" for node_causes in results for cause in node_causes)
+        assert accepted == 40  # one node alone would let exactly this many through, no more, no fewer
+        assert all(len(node_causes) == 120 and node_causes.count("NONE") > 0 for node_causes in results)
+        assert all(node.ask(op="status")["counters"].get("cluster_local_decisions", 0) == 0 for node in (a, b))
+
+    def test_a_block_set_on_one_node_rejects_on_the_other(self, nodes):
+        a, b = nodes(limit("fanout", prefixes=["0088"], window=600, distinct_numbers={"critical": 2},
+                           action="reject", block_for=3600), deny_prefix=[])
+        assert a.calls(3, number="0088216{n}", vars=OFFICE) == ["NONE", "NONE", "CALL_REJECTED"]
+        assert b.calls(1, number="1002", context="public", vars=OFFICE) == ["CALL_REJECTED"]
+        assert b.calls(1, number="1002", vars={**OFFICE, "user_name": "1002"}) == ["NONE"]
+        assert b.ask(op="status")["counters"]["limit_blocked_calls"] == 1
+
+    def test_a_concurrent_call_on_one_node_is_released_for_the_other_when_it_ends(self, nodes):
+        a, b = nodes(limit("up", concurrent={"critical": 1}, action="reject"))
+        first = a.ask(op="calls", count=1, vars=OFFICE)
+        assert first["causes"] == ["NONE"]
+        assert b.calls(1, vars=OFFICE) == ["CALL_REJECTED"]
+        a.ask(op="hangup", uuids=first["uuids"])
+        assert b.calls(1, vars=OFFICE) == ["NONE"]
+
+    def test_a_ban_line_reaches_the_other_node_once_tagged_with_its_origin(self, nodes):
+        a, b = nodes()
+        assert a.calls(1, number="0044123456", ip="203.0.113.7") == ["CALL_REJECTED"]
+        (line,) = a.ban_lines()
+        wait_for(lambda: b.ban_lines())
+        assert b.ban_lines() == [line + " node=a"]  # the original time, as written on a
+        # b restarts: nothing is written twice, and what a wrote meanwhile arrives when b is back.
+        b.quit()
+        assert a.calls(2, number="00{n}", ip="198.51.100.9") == ["CALL_REJECTED"] * 2
+        b.start()
+        assert b.calls(1, number="0033", ip="192.0.2.50") == ["CALL_REJECTED"]
+        wait_for(lambda: len(b.ban_lines()) == 4 and len(a.ban_lines()) == 4)
+        time.sleep(0.5)  # anything doubled would be there by now
+        a_lines, b_lines = a.ban_lines(), b.ban_lines()
+        (own,) = [line for line in b_lines if " node=" not in line]
+        assert sorted(b_lines) == sorted([line + " node=a" for line in a_lines[:3]] + [own])
+        assert a_lines[3] == own + " node=b"
+        assert a.ask(op="status")["counters"]["cluster_bans_received"] == 1
+        assert b.ask(op="status")["counters"]["cluster_bans_received"] == 2  # since it restarted
+
+    def test_a_node_shuts_down_within_2_s_with_the_follower_running(self, nodes):
+        (a,) = nodes(names=("a",))
+        answer = a.quit()
+        assert answer["returned"] and answer["seconds"] < 2.0
