@@ -1,15 +1,20 @@
 #!/bin/sh
-# Run the whole test suite: sets up .venv, installs fail2ban from Debian's packages
-# when it is missing and we are root, then runs pytest. Extra arguments go to pytest.
+# Run the whole test suite: sets up .venv, installs fail2ban and redis-server from Debian's
+# packages when they are missing and we are root, then runs pytest. Extra arguments go to pytest.
+# The tests start their own private redis-server; no Redis service is needed or touched.
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/setup.sh
-if ! command -v fail2ban-regex >/dev/null 2>&1; then
+# need COMMAND PACKAGE REQUIRE_VARIABLE: install Debian's PACKAGE when COMMAND is missing
+need() {
+    command -v "$1" >/dev/null 2>&1 && return 0
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "test: installing fail2ban from Debian's packages" >&2
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fail2ban >/dev/null
+        echo "test: installing $2 from Debian's packages" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
     else
-        echo "test: fail2ban is not installed; its tests will skip (set FS_GUARD_REQUIRE_FAIL2BAN=1 to fail instead)" >&2
+        echo "test: $2 is not installed; its tests will skip (set $3=1 to fail instead)" >&2
     fi
-fi
+}
+need fail2ban-regex fail2ban FS_GUARD_REQUIRE_FAIL2BAN
+need redis-server redis-server FS_GUARD_REQUIRE_REDIS
 exec .venv/bin/python -m pytest "$@"
