@@ -225,6 +225,15 @@ class TestConcurrency:
         assert count(tally, config, "default", "1", call_id="c", at=3600.0).rejected_by is None
 
 
+    def test_past_max_keys_calls_holding_slots_the_oldest_call_is_let_go(self):
+        config = limits_config(limit(by="source_ip", concurrent={"critical": 1000}), limit_settings={"max_keys": 10})
+        tally = Tally()
+        for n in range(25):  # hang-ups lost: nobody releases these
+            count(tally, config, "public", "1", ip=f"192.0.2.{n}", call_id=f"c{n}", at=float(n))
+        assert tally.concurrent_calls() == 10
+        assert tally.release("c14") == 0 and tally.release("c15") == 1  # c0..c14 were let go, oldest first
+
+
 class TestTransfer:
     def test_a_call_screened_in_two_contexts_counts_once_per_limit(self, write_config, hook):
         from modpython import run_app

@@ -8,7 +8,8 @@ calls and blocks, exact and thread-safe, in bounded memory.
   highest threshold are not kept: they would change no decision.
 - Concurrent calls hold a slot per (limit, key) from the screen until the call's
   hang-up (``release``), or ``call_max_duration`` if its hang-up is never seen. Slots are
-  bounded by the calls up, not by keys, so eviction never forgets a call in progress.
+  bounded by the calls up, not by keys, so evicting a key never forgets a call in
+  progress; only past ``max_keys`` calls up (hang-ups lost) is the oldest call let go.
 - Blocks are per identity (an address, or an account whatever prefix it dialled) until
   a time; expired ones are dropped when looked at.
 
@@ -235,22 +236,20 @@ class Tally:
             slots[call_id] = now + self._limits.call_max_duration
             self._held.setdefault(call_id, []).append(where)
             if len(self._held) > self._limits.max_keys:
-                self._forget_lost_calls(now)
+                self._drop_oldest_call()
 
-    def _forget_lost_calls(self, now: float) -> None:
-        """Hang-ups were lost (hook stopped, queue full): free every expired slot."""
-        for call_id, held in list(self._held.items()):
-            live = [where for where in held if self._slots.get(where, {}).get(call_id, 0) > now]
-            if live:
-                self._held[call_id] = live
-                continue
-            del self._held[call_id]
-            for where in held:
-                slots = self._slots.get(where)
-                if slots is not None:
-                    slots.pop(call_id, None)
-                    if not slots:
-                        del self._slots[where]
+    def _drop_oldest_call(self) -> None:
+        """More calls hold slots than keys may be tracked: hang-ups were lost (hook stopped,
+        queue full). The oldest call is the likeliest to be long gone: free its slots."""
+        call_id, held = next(iter(self._held.items()))
+        del self._held[call_id]
+        self.evicted += 1
+        for where in held:
+            slots = self._slots.get(where)
+            if slots is not None:
+                slots.pop(call_id, None)
+                if not slots:
+                    del self._slots[where]
 
     def _adopt(self, limits: LimitSet) -> None:
         """A new configuration: keep the counts of every limit whose name and key kind are
