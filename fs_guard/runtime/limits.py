@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from fs_guard.runtime.rules import LIMIT, PrefixSet  # noqa: F401  (LIMIT: the reason token, re-exported)
@@ -90,9 +91,19 @@ class Limit:
     ban: bool
 
     def thresholds(self) -> Tuple[Tuple[str, Threshold], ...]:
+        return self._thresholds
+
+    @cached_property
+    def _thresholds(self) -> Tuple[Tuple[str, Threshold], ...]:
+        # Computed once per compiled limit (frozen: cached_property writes __dict__ directly).
         return tuple((metric, threshold) for metric, threshold in
                      ((CALLS, self.calls), (DISTINCT, self.distinct), (CONCURRENT, self.concurrent))
                      if threshold is not None)
+
+    @cached_property
+    def windowed(self) -> bool:
+        """Counts over ``window`` (calls or distinct numbers)."""
+        return self.calls is not None or self.distinct is not None
 
     def describe(self) -> str:
         """One line for status and check-config: what it counts and when it acts."""
@@ -238,21 +249,23 @@ def checks(limits: Sequence[Limit], number: str, source_ip: Optional[str], accou
     do not count it (never one shared key for every anonymous call). ``skip`` names the
     limits that already counted this call (a transfer screens it again).
     """
+    ip_identity = "ip:" + source_ip if source_ip else ""
+    account_identity = "account:" + account if account else ""
     found = []
     for limit in limits:
-        if limit.name in skip:
+        if skip and limit.name in skip:
             continue
         prefix = None
         if limit.prefixes:
             prefix = limit.prefixes.match(number)
             if prefix is None:
                 continue
-        if limit.by == SOURCE_IP:
+        by = limit.by
+        if by == SOURCE_IP:
             if source_ip:
-                found.append(Check(limit, source_ip, "ip:" + source_ip))
+                found.append(Check(limit, source_ip, ip_identity))
         elif account:
-            key = account if limit.by == ACCOUNT else f"{account}/{prefix}"
-            found.append(Check(limit, key, "account:" + account))
+            found.append(Check(limit, account if by == ACCOUNT else f"{account}/{prefix}", account_identity))
     return found
 
 
@@ -261,7 +274,10 @@ def for_call(limitset: LimitSet, context: str, number: str, source_ip: Optional[
     """A call's checks and its blockable identities (``ip:ADDR``, ``account:USER@DOMAIN``):
     what the live screen and ``fs-guard replay`` both hand to a tally's ``count``."""
     found = checks(limitset.for_context(context), number, source_ip, account, skip)
-    identities = tuple(f"{kind}:{value}" for kind, value in (("ip", source_ip), ("account", account)) if value)
+    if source_ip:
+        identities: Tuple[str, ...] = ("ip:" + source_ip, "account:" + account) if account else ("ip:" + source_ip,)
+    else:
+        identities = ("account:" + account,) if account else ()
     return found, identities
 
 
@@ -270,10 +286,11 @@ def judge(limit: Limit, counts: Mapping[str, int]) -> Tuple[List[Tuple[str, int,
     each, and whether a critical hit rejects the call (``enforce`` is applied by the caller)."""
     hits = []
     critical = False
-    for metric, threshold in limit.thresholds():
+    for metric, threshold in limit._thresholds:
         count = counts.get(metric, 0)
-        level = threshold.level(count)
-        if level is not None:
-            hits.append((metric, count, threshold.of(level), level))
-            critical = critical or level == CRITICAL
+        if threshold.critical is not None and count > threshold.critical:
+            hits.append((metric, count, threshold.critical, CRITICAL))
+            critical = True
+        elif threshold.warning is not None and count > threshold.warning:
+            hits.append((metric, count, threshold.warning, WARNING))
     return hits, critical and limit.action == REJECT

@@ -93,17 +93,19 @@ class Tally:
                     return Outcome((), blocked.limit, blocked.key, blocked.until, ())
             hits: List[Hit] = []
             rejecting: Optional[Check] = None
-            windows = []
+            measured = []
             for check in checks:
-                limit = check.limit
                 where, window, counts = self._measure(check, call_id, number, now, concurrency)
                 if observe is not None:
                     observe(check, counts)
-                found, rejects = judge(limit, counts)
-                hits.extend(Hit(limit, check.key, *hit) for hit in found)
-                if rejects and enforce and rejecting is None:
-                    rejecting = check
-                windows.append((check, where, window))
+                if counts:
+                    found, rejects = judge(check.limit, counts)
+                    if found:
+                        limit, key = check.limit, check.key
+                        hits.extend([Hit(limit, key, *hit) for hit in found])
+                        if rejects and enforce and rejecting is None:
+                            rejecting = check
+                measured.append((check.limit, where, window))
             if rejecting is not None:
                 limit = rejecting.limit
                 until = None
@@ -111,10 +113,12 @@ class Tally:
                     until = now + limit.block_for
                     self._blocks[rejecting.identity] = Block(rejecting.identity, until, limit, rejecting.key)
                 return Outcome(tuple(hits), limit, rejecting.key, until, ())
-            for check, where, window in windows:
-                self._record(check.limit, where, window, call_id, number, now, concurrency)
-            return Outcome(tuple(hits), None, "", None, tuple(check.limit.name for check in checks)) \
-                if checks or hits else ACCEPTED
+            if not measured:
+                return ACCEPTED
+            record = self._record
+            for limit, where, window in measured:
+                record(limit, where, window, call_id, number, now, concurrency)
+            return Outcome(tuple(hits), None, "", None, tuple([limit.name for limit, _, _ in measured]))
 
     # -- for the cluster (fs_guard.runtime.cluster): Redis decides, this tally keeps up ------
 
@@ -174,17 +178,18 @@ class Tally:
         where = (limit.name, check.key)
         counts: Dict[str, int] = {}
         window = None
-        if limit.calls is not None or limit.distinct is not None:
-            window = self._window(where, limit, now)
+        if limit.windowed:
+            window = self._window(where, limit.window, now)
             if limit.calls is not None:
                 counts[CALLS] = len(window.calls) + 1
             if limit.distinct is not None:
-                counts[DISTINCT] = len(window.numbers) + (number not in window.numbers)
+                numbers = window.numbers
+                counts[DISTINCT] = len(numbers) + (number not in numbers)
         if limit.concurrent is not None and concurrency and call_id:
             counts[CONCURRENT] = self._live_slots(where, now) + 1
         return where, window, counts
 
-    def _window(self, where: WindowKey, limit: Limit, now: float) -> _Window:
+    def _window(self, where: WindowKey, seconds: float, now: float) -> _Window:
         windows = self._windows
         window = windows.get(where)
         if window is None:
@@ -194,7 +199,7 @@ class Tally:
                 self.evicted += 1
         else:
             windows.move_to_end(where)
-        horizon = now - limit.window
+        horizon = now - seconds
         calls = window.calls
         while calls and calls[0] <= horizon:
             calls.popleft()
