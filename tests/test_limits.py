@@ -224,7 +224,7 @@ class TestConcurrency:
         assert count(tally, config, "default", "1", call_id="b", at=3599.0).rejected_by is not None
         assert count(tally, config, "default", "1", call_id="c", at=3600.0).rejected_by is None
 
-
+    def test_past_max_keys_calls_holding_slots_the_oldest_call_is_let_go(self):
         config = limits_config(limit(by="source_ip", concurrent={"critical": 1000}), limit_settings={"max_keys": 10})
         tally = Tally()
         for n in range(25):  # hang-ups lost: nobody releases these
