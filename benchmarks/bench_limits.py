@@ -2,12 +2,15 @@
 
 Two measurements, in a child process with the fake ``freeswitch`` module:
 
-- **per call**: fs-guard's handler alone on authenticated calls in ``default`` (where
-  the shipped configuration's four account limits apply), once with the shipped
-  limits and once with the same configuration without them; the difference is what the
-  limits cost. Before timing, 100,000 accounts have called (the tally is full) and the
-  calls cycle through them, so every lookup is in a full table. The event hook counts
-  as running, so concurrent calls are counted and released too.
+- **per call**: fs-guard's handler alone, once with the shipped limits and once with the
+  same configuration without them; the difference is what the limits cost. Two kinds of
+  call: authenticated calls in ``default`` (the four account limits apply: two count a
+  national number, one of them concurrent calls) and unauthenticated calls in
+  ``public`` from ever new addresses (``ip-call-rate``: a new key each call, so the
+  least recently seen is evicted each call). Before timing, 100,000 accounts have
+  called (the tally is full) and the calls cycle through them. The event hook counts
+  as running, so concurrent calls are counted (and released between rounds, untimed,
+  as the hook does in its own thread).
 - **rejected by a limit**: the whole invocation as mod_python3 performs it (import,
   reload, ``import freeswitch``, handler) for the calls of a blocked account, against
   an empty handler module: the limit reject path, hang-up and ban line included.
@@ -68,6 +71,13 @@ def child(rounds: int) -> Dict[str, float]:
         made.uuid = f"call-{calls[0]}"
         return made
 
+    def anonymous():
+        calls[0] += 1
+        made = fsctl.call_session(destination_number="4420794601", context="public",
+                                  sip_network_ip=f"2001:db8::{calls[0]:x}", sip_user_agent="Sonus SBC")
+        made.uuid = f"call-{calls[0]}"
+        return made
+
     # One tally per configuration, as in a process that runs one of them: a switch of
     # configuration between rounds would make every round pay for adopting the other's limits.
     tallies = {name: Tally() for name in stores}
@@ -80,13 +90,16 @@ def child(rounds: int) -> Dict[str, float]:
     cursor = [0]
 
     def prepare(name: str) -> None:
+        store = "blocking" if name in ("limit_reject", "empty") else "limits" if name.startswith("with_") else "bare"
+        state.CONFIG, state.TALLY = stores[store], tallies[store]
+        for made in sessions.get(name, ()):  # last round's calls end (CHANNEL_HANGUP_COMPLETE), untimed
+            state.TALLY.release(made.uuid)
         fsctl.reset({"conf_dir": work, "log_dir": work})
-        if name == "limit_reject" or name == "empty":
-            state.CONFIG, state.TALLY = stores["blocking"], tallies["blocking"]
+        if store == "blocking":
             sessions[name] = [session("thief") for _ in range(BATCH)]
+        elif name.endswith("_public"):
+            sessions[name] = [anonymous() for _ in range(BATCH)]
         else:
-            store = "limits" if name == "with_limits" else "bare"
-            state.CONFIG, state.TALLY = stores[store], tallies[store]
             start = cursor[0]
             cursor[0] = (start + BATCH) % KEYS
             sessions[name] = [session(f"u{(start + i) % KEYS}") for i in range(BATCH)]
@@ -96,7 +109,6 @@ def child(rounds: int) -> Dict[str, float]:
         def batch() -> int:
             for made in sessions[name]:
                 screening.screen(made, "")
-                state.TALLY.release(made.uuid)  # the call ends, as CHANNEL_HANGUP_COMPLETE tells
             return BATCH
         return batch
 
@@ -117,6 +129,8 @@ def child(rounds: int) -> Dict[str, float]:
     batches = {
         "with_limits": handler_only("with_limits"),
         "without_limits": handler_only("without_limits"),
+        "with_limits_public": handler_only("with_limits_public"),
+        "without_limits_public": handler_only("without_limits_public"),
         "empty": invocation("empty", "empty_app"),
         "limit_reject": invocation("limit_reject", "fs_guard.screen"),
     }
@@ -135,11 +149,16 @@ def run(rounds: int = 40) -> List[Row]:
                          capture_output=True, text=True, check=True)
     us = json.loads(out.stdout)
     added = us["with_limits"] - us["without_limits"]
+    added_public = us["with_limits_public"] - us["without_limits_public"]
     over_empty = us["limit_reject"] - us["empty"]
     return [
-        Row(f"limits, added per screened call (shipped limits, {int(us['tracked']):,} keys tracked)", added,
-            "µs/call", "≤ 3 µs", added <= 3.0,
+        Row(f"limits, added per screened call: authenticated, default (shipped limits, {int(us['tracked']):,} "
+            "keys tracked)", added, "µs/call", "≤ 3 µs", added <= 3.0,
             f"handler alone: {us['with_limits']:.1f} µs with limits, {us['without_limits']:.1f} µs without"),
+        Row("limits, added per screened call: unauthenticated, public, a new address each call", added_public,
+            "µs/call", "≤ 3 µs", added_public <= 3.0,
+            f"handler alone: {us['with_limits_public']:.1f} µs with limits, "
+            f"{us['without_limits_public']:.1f} µs without"),
         Row("screen invocation, call rejected by a limit (blocked account), over an empty handler", over_empty,
             "µs/call", "≤ 30 µs", over_empty <= 30.0,
             f"{us['limit_reject']:.1f} µs against {us['empty']:.1f} µs"),

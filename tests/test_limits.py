@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 
@@ -11,7 +12,7 @@ import fsctl
 import pytest
 from modpython import run_startup, unload
 
-from fs_guard.runtime import state
+from fs_guard.runtime import offence, state
 from fs_guard.runtime.config import ConfigError, parse_config
 from fs_guard.runtime.limits import checks, for_call
 from fs_guard.runtime.tally import Tally
@@ -128,6 +129,20 @@ class TestKeys:
         assert call("100", **OFFICE).hangupCause() == "NONE"
         assert call("100", **OFFICE).hangupCause() == "CALL_REJECTED"
         assert call("100", **{**OFFICE, "user_name": "1002"}).hangupCause() == "NONE"
+
+
+    def test_an_address_key_is_the_ban_lines_address_text(self):
+        """Limits key addresses with the C parser (fast for ever-new addresses); a key must
+        still be exactly what a ban line would say, or None where no ban line would be written."""
+        rng = random.Random(5)
+        cases = ["192.0.2.1", " 192.0.2.1 ", "01.2.3.4", "256.1.1.1", "1.2.3", "::", "::1", "2001:DB8::1",
+                 "2001:0db8:0:0:1:0:0:1", "::ffff:1.2.3.4", "::ffff:0102:0304", "::1.2.3.4", "::102:304",
+                 "64:ff9b::1.2.3.4", "fe80::1%eth0", "1.2.3.4\n", "x" * 64, "", None]
+        cases += [":".join(f"{rng.choice([0, 0, 1, 0xffff, rng.randrange(65536)]):x}" for _ in range(8))
+                  for _ in range(2000)]
+        for text in cases:
+            address = offence.ban_address(text)
+            assert offence.canonical_address(text) == (str(address) if address is not None else None), text
 
 
 class TestWindows:

@@ -59,14 +59,16 @@ def screen(session: Any, config: Config, rules: Rules, context: str, number: str
         return False
     get = session.getVariable
     source_ip = offence.canonical_address(get("sip_network_ip") or get("network_addr"))
-    account = account_of(get) if limitset.needs_account else None
+    # An account block locks the account out of every context; otherwise read it only where counted.
+    account = account_of(get) if limitset.needs_account and (
+        limitset.counts_accounts_in(context) or tally.has_blocks) else None
     done = get(COUNTED_VARIABLE)
     skip: Tuple[str, ...] = tuple(done.split(",")) if done else ()
     found, identities = for_call(limitset, context, number, source_ip, account, skip)
     concurrency = sofia_events.started_at() is not None
     if not concurrency and limitset.has_concurrency:
         _warn_no_hook()
-    uuid = getattr(session, "uuid", None) or ""
+    uuid = session.uuid or ""
     if config.cluster is None:
         outcome = tally.count(limitset, found, identities, uuid, number, time.time(),
                               enforce=not rules.monitor, concurrency=concurrency)

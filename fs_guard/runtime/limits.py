@@ -22,10 +22,11 @@ only when no limit rejects it: a rejected call never happened, so it does not co
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from fs_guard.runtime.rules import LIMIT, PrefixSet  # noqa: F401  (LIMIT: the reason token, re-exported)
 
@@ -105,6 +106,37 @@ class Limit:
         """Counts over ``window`` (calls or distinct numbers)."""
         return self.calls is not None or self.distinct is not None
 
+    @cached_property
+    def match(self) -> Optional[Callable[[str], Optional[str]]]:
+        """The destination class's matcher (the prefix a number starts with), or None: every number."""
+        return self.prefixes.match if self.prefixes else None
+
+    @cached_property
+    def quiet(self) -> Tuple[float, float, float]:
+        """The count of calls, distinct numbers and concurrent calls at or below which
+        nothing can hit (inf for a metric the limit does not count): the common case needs
+        one comparison each, no judging."""
+        def lowest(threshold: Optional[Threshold]) -> float:
+            if threshold is None:
+                return math.inf
+            return min(value for value in (threshold.warning, threshold.critical) if value is not None)
+        return lowest(self.calls), lowest(self.distinct), lowest(self.concurrent)
+
+    def counts(self, calls: int, distinct: int, concurrent: int) -> Dict[str, int]:
+        """The counts of the metrics this limit has, by name (what ``judge`` reads)."""
+        return {metric: value for metric, value in ((CALLS, calls), (DISTINCT, distinct), (CONCURRENT, concurrent))
+                if metric in self._metric_names}
+
+    @cached_property
+    def _metric_names(self) -> FrozenSet[str]:
+        return frozenset(metric for metric, _ in self._thresholds)
+
+    @cached_property
+    def kept(self) -> Tuple[int, int]:
+        """Calls and distinct numbers kept per key: four times the highest threshold (more
+        would change no decision)."""
+        return (4 * self.calls.top() if self.calls else 0, 4 * self.distinct.top() if self.distinct else 0)
+
     def describe(self) -> str:
         """One line for status and check-config: what it counts and when it acts."""
         scope = f"by {self.by}"
@@ -166,6 +198,12 @@ class LimitSet:
     everywhere: Tuple[Limit, ...]  # the limits of a context not named by any limit
     needs_account: bool = False  # some limit is by account: read the account off the channel
     has_concurrency: bool = False
+    account_contexts: FrozenSet[str] = frozenset()  # contexts named by an account limit
+    account_everywhere: bool = False  # an account limit applies in every context
+
+    def counts_accounts_in(self, context: str) -> bool:
+        """Whether an account limit counts calls in ``context`` (else the account need not be read)."""
+        return self.account_everywhere or context in self.account_contexts
 
     def __bool__(self) -> bool:
         return bool(self.limits)
@@ -237,6 +275,8 @@ def compile_limits(section: Mapping[str, Any]) -> Tuple[LimitSet, List[str]]:
         everywhere,
         needs_account=any(limit.by != SOURCE_IP for limit in limits),
         has_concurrency=any(limit.concurrent is not None for limit in limits),
+        account_contexts=frozenset(context for limit in limits if limit.by != SOURCE_IP for context in limit.contexts),
+        account_everywhere=any(limit.by != SOURCE_IP and not limit.contexts for limit in limits),
     ), errors
 
 
@@ -256,8 +296,9 @@ def checks(limits: Sequence[Limit], number: str, source_ip: Optional[str], accou
         if skip and limit.name in skip:
             continue
         prefix = None
-        if limit.prefixes:
-            prefix = limit.prefixes.match(number)
+        match = limit.match
+        if match is not None:
+            prefix = match(number)
             if prefix is None:
                 continue
         by = limit.by

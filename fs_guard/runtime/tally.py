@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import heapq
 import threading
-from collections import OrderedDict, deque
+from array import array
+from bisect import bisect_right
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from fs_guard.runtime.limits import (
     ACCEPTED, CALLS, CONCURRENT, DISTINCT, Check, Hit, Limit, LimitSet, NO_LIMITS, Outcome, judge,
@@ -32,12 +34,12 @@ from fs_guard.runtime.limits import (
 WindowKey = Tuple[str, str]  # (limit name, key)
 
 
-class _Window:
-    __slots__ = ("calls", "numbers")
+class _Window(NamedTuple):
+    """One key's window. Neither part is tracked by Python's garbage collector (an array of
+    floats; a dict of str to float), so 100,000 keys cost a collection nothing to scan."""
 
-    def __init__(self) -> None:
-        self.calls: Deque[float] = deque()
-        self.numbers: Dict[str, float] = {}  # number -> last time, oldest first
+    calls: "array[float]"  # times of the calls, oldest first
+    numbers: Dict[str, float]  # number -> time of its last call, oldest first
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class Tally:
         self._lock = threading.Lock()
         self._windows: "OrderedDict[WindowKey, _Window]" = OrderedDict()
         self._slots: Dict[WindowKey, Dict[str, float]] = {}  # call id -> expiry, oldest first
-        self._held: Dict[str, List[WindowKey]] = {}  # call id -> the slots it holds
+        self._held: Dict[str, Tuple[WindowKey, ...]] = {}  # call id -> the slots it holds
         self._blocks: Dict[str, Block] = {}
         self._limits = limits
         self.evicted = 0
@@ -95,17 +97,21 @@ class Tally:
             rejecting: Optional[Check] = None
             measured = []
             for check in checks:
-                where, window, counts = self._measure(check, call_id, number, now, concurrency)
-                if observe is not None:
-                    observe(check, counts)
-                if counts:
-                    found, rejects = judge(check.limit, counts)
+                limit = check.limit
+                where, window, calls, distinct, concurrent = self._measure(check, call_id, number, now, concurrency)
+                quiet_calls, quiet_distinct, quiet_concurrent = limit.quiet
+                if observe is not None or calls > quiet_calls or distinct > quiet_distinct \
+                        or concurrent > quiet_concurrent:
+                    counts = limit.counts(calls, distinct, concurrent)
+                    if observe is not None:
+                        observe(check, counts)
+                    found, rejects = judge(limit, counts)
                     if found:
-                        limit, key = check.limit, check.key
+                        key = check.key
                         hits.extend([Hit(limit, key, *hit) for hit in found])
                         if rejects and enforce and rejecting is None:
                             rejecting = check
-                measured.append((check.limit, where, window))
+                measured.append((limit, where, window))
             if rejecting is not None:
                 limit = rejecting.limit
                 until = None
@@ -129,7 +135,8 @@ class Tally:
             if limits is not self._limits:
                 self._adopt(limits)
             blocked = self._blocked(identities, now) if self._blocks else None
-            return blocked, [self._measure(check, call_id, number, now, concurrency)[2] for check in checks]
+            return blocked, [check.limit.counts(*self._measure(check, call_id, number, now, concurrency)[2:])
+                             for check in checks]
 
     def record(self, limits: LimitSet, checks: Sequence[Check], call_id: Optional[str], number: str, now: float,
                concurrency: bool = True) -> None:
@@ -138,7 +145,7 @@ class Tally:
             if limits is not self._limits:
                 self._adopt(limits)
             for check in checks:
-                where, window, _ = self._measure(check, call_id, number, now, concurrency)
+                where, window = self._measure(check, call_id, number, now, concurrency)[:2]
                 self._record(check.limit, where, window, call_id, number, now, concurrency)
 
     def block(self, identity: str, until: float, limit: Limit, key: str) -> None:
@@ -172,28 +179,27 @@ class Tally:
         return None
 
     def _measure(self, check: Check, call_id: Optional[str], number: str, now: float,
-                 concurrency: bool) -> Tuple[WindowKey, Optional[_Window], Dict[str, int]]:
-        """One check's counts with this call included, expired entries dropped."""
+                 concurrency: bool) -> Tuple[WindowKey, Optional[_Window], int, int, int]:
+        """One check's counts of calls, distinct numbers and concurrent calls with this call
+        included (0 for what the limit does not count), expired entries dropped."""
         limit = check.limit
         where = (limit.name, check.key)
-        counts: Dict[str, int] = {}
         window = None
+        calls = distinct = concurrent = 0
         if limit.windowed:
             window = self._window(where, limit.window, now)
-            if limit.calls is not None:
-                counts[CALLS] = len(window.calls) + 1
-            if limit.distinct is not None:
-                numbers = window.numbers
-                counts[DISTINCT] = len(numbers) + (number not in numbers)
-        if limit.concurrent is not None and concurrency and call_id:
-            counts[CONCURRENT] = self._live_slots(where, now) + 1
-        return where, window, counts
+            calls = len(window.calls) + 1
+            numbers = window.numbers
+            distinct = len(numbers) + (number not in numbers)
+        if concurrency and call_id and limit.concurrent is not None:
+            concurrent = self._live_slots(where, now) + 1
+        return where, window, calls, distinct, concurrent
 
     def _window(self, where: WindowKey, seconds: float, now: float) -> _Window:
         windows = self._windows
         window = windows.get(where)
         if window is None:
-            window = windows[where] = _Window()
+            window = windows[where] = _Window(array("d"), {})
             if len(windows) > self._limits.max_keys:
                 windows.popitem(last=False)
                 self.evicted += 1
@@ -201,8 +207,8 @@ class Tally:
             windows.move_to_end(where)
         horizon = now - seconds
         calls = window.calls
-        while calls and calls[0] <= horizon:
-            calls.popleft()
+        if calls and calls[0] <= horizon:
+            del calls[:bisect_right(calls, horizon)]
         numbers = window.numbers
         while numbers:
             oldest = next(iter(numbers))
@@ -226,20 +232,21 @@ class Tally:
                 number: str, now: float, concurrency: bool) -> None:
         if window is not None:
             if limit.calls is not None:
-                window.calls.append(now)
-                if len(window.calls) > 4 * limit.calls.top():
-                    window.calls.popleft()
+                calls = window.calls
+                calls.append(now)
+                if len(calls) > limit.kept[0]:
+                    del calls[0]
             if limit.distinct is not None:
                 numbers = window.numbers
                 numbers.pop(number, None)  # seen again: now the most recent
                 numbers[number] = now
-                if len(numbers) > 4 * limit.distinct.top():
+                if len(numbers) > limit.kept[1]:
                     del numbers[next(iter(numbers))]
         if limit.concurrent is not None and concurrency and call_id:
             slots = self._slots.setdefault(where, {})
             slots.pop(call_id, None)
             slots[call_id] = now + self._limits.call_max_duration
-            self._held.setdefault(call_id, []).append(where)
+            self._held[call_id] = self._held.get(call_id, ()) + (where,)
             if len(self._held) > self._limits.max_keys:
                 self._drop_oldest_call()
 
@@ -268,8 +275,10 @@ class Tally:
             for where in [where for where in self._slots if where[0] in stale]:
                 del self._slots[where]
             for call_id, held in list(self._held.items()):
-                held[:] = [where for where in held if where[0] not in stale]
-                if not held:
+                kept = tuple(where for where in held if where[0] not in stale)
+                if kept:
+                    self._held[call_id] = kept
+                else:
                     del self._held[call_id]
             for identity in [i for i, block in self._blocks.items() if block.limit.name in stale]:
                 del self._blocks[identity]
