@@ -394,3 +394,13 @@ def test_sixteen_threads_counting_at_once_lose_and_double_nothing(write_config, 
     for session in accepted:
         fsctl.hang_up(session)
     fsctl.wait_until(lambda: state.TALLY.concurrent_calls() == 0)
+
+
+def test_two_rejecting_limits_hit_at_once_both_say_reject_and_only_the_first_blocks(write_config, call, alerts):
+    write_config({"deny_prefix": [], "limits": [
+        limit("first", window=60, calls={"critical": 1}, action="reject", block_for=60),
+        limit("second", window=60, calls={"warning": 0, "critical": 1}, action="reject", block_for=60)]})
+    call("1", **OFFICE)
+    assert call("2", **OFFICE).hangupCause() == "CALL_REJECTED"
+    assert [(e["limit"], e["level"], e["action"]) for e in alerts()] == [
+        ("second", "warning", "alert"), ("first", "critical", "block"), ("second", "critical", "reject")]

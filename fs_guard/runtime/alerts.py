@@ -20,7 +20,7 @@ SUBCLASS = "fs_guard::alert"
 HEADERS = ("limit", "key", "by", "metric", "count", "threshold", "window", "level", "action",
            "destination-number", "context", "network-ip", "call-uuid", "blocked-until")
 #: What a hit did, the event's ``action`` header.
-ALERTED = "alert"  # warning, or a limit in alert mode (or monitor mode): the call went on
+ALERTED = "alert"  # a warning, a limit in alert mode, monitor mode: the hit only alerted
 REJECTED = "reject"
 BLOCKED = "block"  # rejected, and the key is blocked until blocked-until
 
@@ -56,9 +56,11 @@ _gate = _ConsoleGate()
 
 
 def action_of(hit: Hit, rejected_by: Optional[Limit], blocked_until: Optional[float]) -> str:
-    if hit.level == CRITICAL and rejected_by is hit.limit and hit.limit.action == REJECT:
-        return BLOCKED if blocked_until is not None else REJECTED
-    return ALERTED
+    """What this hit did: a critical hit of a rejecting limit on a call that was rejected
+    rejects (and blocks, if its limit started the block); anything else only alerts."""
+    if rejected_by is None or hit.level != CRITICAL or hit.limit.action != REJECT:
+        return ALERTED
+    return BLOCKED if hit.limit is rejected_by and blocked_until is not None else REJECTED
 
 
 def raise_hits(hits: Sequence[Hit], rejected_by: Optional[Limit], blocked_until: Optional[float],
