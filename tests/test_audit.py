@@ -174,6 +174,17 @@ def test_allow_empty_password_counts_where_mod_sofia_reads_it(clean):
     assert "mod_sofia's default" in finding.message and "whatever password it sends" in finding.message
 
 
+def test_an_empty_password_is_no_hole_where_allow_empty_password_is_false(clean):
+    """mod_sofia answers 403 to a user without a password when allow-empty-password is
+    false (sofia_reg.c, sofia_reg_parse_auth): that user cannot get in at all."""
+    clean.replace("directory/default/1001.xml", f"{fstree.STRONG}-1001", "")
+    assert [(f.check, f.severity) for f in findings(clean)] == [("weak-password", "critical")]
+    clean.replace(
+        "directory/default/1001.xml", "    <params>\n", '    <params>\n      <param name="allow-empty-password" value="false"/>\n'
+    )
+    assert findings(clean) == []
+
+
 def test_the_stock_configuration_has_its_known_holes(tmp_path, capsys):
     tree = fstree.stock(tmp_path / "conf")
     code, out, _ = run(capsys, "audit", "--conf-dir", str(tree.root))

@@ -351,9 +351,14 @@ def check_passwords(config: FsConfig) -> Iterator[Finding]:
         value = param.get("value") if param is not None else ""
         where = param.start if param is not None else user.element.start
         if not value:
+            allow = user.params.get("allow-empty-password")
+            if allow is not None and not fsmodel.fs_true(allow.get("value")):
+                continue  # mod_sofia answers 403 to this user (sofia_reg.c 3327): no way in, no finding
             yield _finding(
                 config, "weak-password", "critical", where,
-                f"user {user.id} has an empty password", "give the user a long random password",
+                f"user {user.id} has an empty password: mod_sofia authenticates it whatever password it sends "
+                "(allow-empty-password is true unless set false)",
+                "give the user a long random password",
             )
         elif weak_password(value) or value == user.id:
             yield _finding(
