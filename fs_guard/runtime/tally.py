@@ -78,13 +78,14 @@ class Tally:
 
     def count(self, limits: LimitSet, checks: Sequence[Check], identities: Sequence[str], call_id: Optional[str],
               number: str, now: float, enforce: bool = True, concurrency: bool = True,
-              observe: Optional[Callable[[Check, Dict[str, int]], None]] = None) -> Outcome:
+              observe: Optional[Callable[[Check, int, int, int], None]] = None) -> Outcome:
         """Judge one call against ``checks`` and, unless it is rejected, count it.
 
         ``identities`` are the call's blockable identities (``ip:ADDR``, ``account:USER@DOMAIN``);
         ``enforce`` false (monitor mode) alerts but never rejects or blocks; ``concurrency``
         false (nobody would release the slot) leaves concurrent calls uncounted. ``observe``,
-        when given, sees each check's counts, hit or not (``fs-guard replay``'s peaks).
+        when given, sees each check's counts of calls, distinct numbers and concurrent calls
+        (0 where not counted), hit or not: ``fs-guard replay``'s peaks.
         """
         with self._lock:
             if limits is not self._limits:
@@ -99,12 +100,11 @@ class Tally:
             for check in checks:
                 limit = check.limit
                 where, window, calls, distinct, concurrent = self._measure(check, call_id, number, now, concurrency)
+                if observe is not None:
+                    observe(check, calls, distinct, concurrent)
                 quiet_calls, quiet_distinct, quiet_concurrent = limit.quiet
-                if observe is not None or calls > quiet_calls or distinct > quiet_distinct \
-                        or concurrent > quiet_concurrent:
+                if calls > quiet_calls or distinct > quiet_distinct or concurrent > quiet_concurrent:
                     counts = limit.counts(calls, distinct, concurrent)
-                    if observe is not None:
-                        observe(check, counts)
                     found, rejects = judge(limit, counts)
                     if found:
                         key = check.key
