@@ -174,12 +174,14 @@ def run(rounds: int = 40) -> List[Row]:
     us = json.loads(out.stdout)
     rows = [Row("screen invocation, empty handler module (baseline)", us["empty"], "µs/call")]
     for kind in ("accept", "reject"):
-        ratio = us[kind] / us["empty"]
-        naive = us[f"naive_{kind}"] / us["empty"]
-        rows.append(Row(f"screen invocation, {kind}ed call, ratio to empty handler", ratio, "×",
-                        "≤ 1.2×", ratio <= 1.2,
-                        f"per-call config read + log open: {naive:.2f}× ({us[f'naive_{kind}']:.0f} µs)"))
-        rows.append(Row(f"screen invocation, {kind}ed call", us[kind], "µs/call"))
+        over = us[kind] - us["empty"]
+        naive = us[f"naive_{kind}"] - us["empty"]
+        # The brief's target is for the reject path (shipped limits included): within 30 µs.
+        target, met = ("≤ 30 µs", over <= 30.0) if kind == "reject" else ("", None)
+        rows.append(Row(f"screen invocation, {kind}ed call, over the empty handler", over, "µs/call", target, met,
+                        f"per-call config read + log open: +{naive:.0f} µs ({us[f'naive_{kind}'] / us['empty']:.2f}×)"))
+        rows.append(Row(f"screen invocation, {kind}ed call ({us[kind] / us['empty']:.2f}× the empty handler)",
+                        us[kind], "µs/call"))
     rows.append(Row("… reject path step by step: config check / decision / ban-line formatting / "
                     "ban-log write (stat for rotation + write) / console line",
                     us["part_config"], f"/ {us['part_decide']:.2f} / {us['part_format']:.2f} / "
