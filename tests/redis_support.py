@@ -1,6 +1,6 @@
 """Running a real Redis from tests: Debian's ``redis-server`` on 127.0.0.1, a free port, a private directory.
 
-Used by tests/test_cluster.py (and benchmarks/bench_cluster.py). Nothing here touches a Redis
+Used by tests/test_cluster.py and benchmarks/bench_cluster.py. Nothing here touches a Redis
 the machine may already run: each server gets its own port, its own directory, no
 persistence (``--save ''``, ``--appendonly no``), and is stopped by whoever started it.
 
@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-import pytest
-
 REQUIRE_ENV = "FS_GUARD_REQUIRE_REDIS"
 
 
@@ -31,6 +29,8 @@ def redis_required() -> bool:
 
 def need_redis() -> str:
     """The path of redis-server, with redis-py importable; skips or fails when either is missing."""
+    import pytest  # here: benchmarks/bench_cluster.py uses this module without pytest
+
     reason = None
     server = shutil.which("redis-server")
     if server is None:

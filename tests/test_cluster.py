@@ -12,6 +12,7 @@ import random
 import select
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from redis_support import RedisServer, SilentServer, free_port, need_redis
 
 from fs_guard.runtime import state
 from fs_guard.runtime.cluster import Cluster
-from fs_guard.runtime.config import ConfigError, parse_config
+from fs_guard.runtime.config import ClusterSettings, ConfigError, parse_config
 from fs_guard.runtime.limits import for_call
 from fs_guard.runtime.tally import Tally
 
@@ -51,6 +52,11 @@ def section(url, *limits, node="a", timeout_ms=None, **more):
 
 def compiled(url, *limits, **more):
     return parse_config(json.dumps({"fail2ban": section(url, *limits, **more)}), "t.json")
+
+
+#: A script that keeps Redis busy for 600 ms, as a slow disk or a long command would.
+BUSY_600_MS = ("local t = redis.call('TIME') local start = t[1] * 1000000 + t[2] "
+               "repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - start > 600000")
 
 
 @pytest.fixture
@@ -237,6 +243,46 @@ class TestFaults:
         assert causes(call, 3, user_name="1002") == ["NONE"] * 3
         assert redis_server.client().zcard("fs-guard:calls:l:account:1002@pbx.example") == 3
         assert any("answers; node a shares" in line for line in fsctl.log_lines("notice"))
+
+    def test_hang_ups_and_ban_lines_while_redis_refuses_are_done_when_it_answers_again(
+            self, redis_server, write_config, call, hook, ban_log):
+        write_config(section(redis_server.url, limit("up", concurrent={"critical": 1}, action="reject"),
+                             timeout_ms=200))
+        wait_for_cluster(lambda c: c["ban_follower"]["reading_since"] is not None)
+        first = call("100", context="default", **OFFICE)
+        assert first.hangupCause() == "NONE"
+        admin = redis_server.client()
+        admin.config_set("requirepass", "changed")  # Redis keeps its data but refuses this node
+        admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        fsctl.hang_up(first)
+        assert call("0044123456", ip="203.0.113.7").hangupCause() == "CALL_REJECTED"
+        wait_for_cluster(lambda c: c["state"] == "down" and c["waiting"] == {"releases": 1, "ban_lines": 1})
+        admin.config_set("requirepass", "")
+        wait_for_cluster(lambda c: c["state"] == "up" and c["waiting"] == {"releases": 0, "ban_lines": 0})
+        assert admin.zcard("fs-guard:up:up:account:1001@pbx.example") == 0
+        (shared,) = [fields for _, fields in admin.xrange("fs-guard:bans")]
+        assert (shared[b"node"], shared[b"line"].decode()) == (b"a", ban_log.lines()[0])
+        assert call("100", context="default", **OFFICE).hangupCause() == "NONE"
+
+    def test_a_ban_line_added_twice_after_a_timeout_is_written_once(self, redis_server, write_config, call, ban_log):
+        write_config(section(redis_server.url, timeout_ms=100))
+        fsctl.wait_until(lambda: cluster_status()["state"] == "up")
+        other = Cluster(ClusterSettings(redis_server.url, "fs-guard:", "b", 0.1))  # another node, reading
+        other._connect()
+        other._join_group()
+        busy = threading.Thread(target=redis_server.client().eval, args=(BUSY_600_MS, 0))
+        busy.start()  # Redis is slow: requests wait, and are carried out afterwards
+        time.sleep(0.1)
+        assert call("0044123456", ip="203.0.113.7").hangupCause() == "CALL_REJECTED"
+        assert state.CLUSTER.health.state == "down"  # the XADD timed out: it is kept to try again
+        busy.join()
+        fsctl.wait_until(lambda: state.CLUSTER.flush() or state.CLUSTER.status()["waiting"]["ban_lines"] == 0)
+        assert redis_server.client().xlen("fs-guard:bans") == 2  # carried out late, and tried again
+        stop = threading.Event()
+        for _ in range(4):
+            other.follow_step(stop)
+        other.close()
+        assert [line.endswith(" node=a") for line in ban_log.lines()] == [False, True]
 
     def test_a_redis_that_never_answers_holds_a_call_at_most_the_timeout(self, write_config, call):
         need_redis()
@@ -454,9 +500,10 @@ class TestTwoNodes:
         assert all(node.ask(op="status")["counters"].get("cluster_local_decisions", 0) == 0 for node in (a, b))
 
     def test_a_block_set_on_one_node_rejects_on_the_other(self, nodes):
-        a, b = nodes(limit("fanout", prefixes=["0088"], window=600, distinct_numbers={"critical": 2},
-                           action="reject", block_for=3600), deny_prefix=[])
+        a, b = nodes(limit("fanout", contexts=["default"], prefixes=["0088"], window=600,
+                           distinct_numbers={"critical": 2}, action="reject", block_for=3600), deny_prefix=[])
         assert a.calls(3, number="0088216{n}", vars=OFFICE) == ["NONE", "NONE", "CALL_REJECTED"]
+        # Locked out on b too, even in a context where no limit counts the account.
         assert b.calls(1, number="1002", context="public", vars=OFFICE) == ["CALL_REJECTED"]
         assert b.calls(1, number="1002", vars={**OFFICE, "user_name": "1002"}) == ["NONE"]
         assert b.ask(op="status")["counters"]["limit_blocked_calls"] == 1

@@ -46,7 +46,7 @@ import os
 import re
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from datetime import datetime, timezone
 from typing import Any, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
@@ -67,6 +67,7 @@ LOCAL_DECISIONS = "cluster_local_decisions"  # calls decided with the node's own
 BANS_PUBLISHED = "cluster_bans_published"
 BANS_RECEIVED = "cluster_bans_received"  # other nodes' lines written to this node's ban log
 BANS_IGNORED = "cluster_bans_ignored"  # other nodes' lines not written here (trusted, monitor, malformed)
+BACKLOG_DROPPED = "cluster_backlog_dropped"  # lines or releases dropped: BACKLOG waited for Redis already
 
 UP = "up"
 DOWN = "down"
@@ -82,8 +83,10 @@ STREAM_MAX = 100_000
 BLOCK_MS = 250
 #: Entries read, lines shared, slots released per round trip.
 BATCH = 500
-#: Ban lines and releases kept while Redis is down (the oldest go first).
-BACKLOG = 10_000
+#: Ban lines and releases kept while Redis is down, each (the oldest go first): about 20 MB at most.
+BACKLOG = 50_000
+#: Entries whose ids are remembered to drop one added twice (a timed-out request Redis carried out anyway).
+SEEN = 10_000
 #: How much of the end of the ban log is searched for a line before writing it again after a crash.
 TAIL_BYTES = 256 * 1024
 #: Longest ban line taken from another node.
@@ -219,10 +222,12 @@ class Cluster:
         self._releases: Deque[Tuple[str, List[str]]] = deque(maxlen=BACKLOG)  # not yet done in Redis
         self._outbox: Deque[Dict[str, str]] = deque(maxlen=BACKLOG)  # stream entries not yet added
         self._flushing = threading.Lock()
+        self._sending = (0, 0)  # releases and entries on their way to Redis now
         self._members = itertools.count()
         self._tag = f"{settings.node}:{os.urandom(4).hex()}:"
         self._valid: Tuple[Optional[LimitSet], str] = (None, "")
         self._group_ready = False
+        self._seen: "OrderedDict[bytes, None]" = OrderedDict()  # ids of the entries read last
         self.reading_since: Optional[float] = None  # when the follower joined the ban stream
         self.last_id: Optional[bytes] = None  # the last stream entry this node has read
         if previous is not None and (previous.settings.url, previous.settings.key_prefix) == (settings.url, prefix):
@@ -292,6 +297,8 @@ class Cluster:
             reply = self._script(keys=keys, args=args)
         except Exception as exc:  # down, slow, restarted: the node decides alone
             self._failed(exc)
+            if slots:  # a slow Redis may still count it when it catches up: free that at hang-up too
+                self._hold(str(call_id), _slot_keys(checks, keys), limits.max_keys)
             return self._alone(tally, limits, checks, identities, call_id, number, now, enforce, concurrency)
         self.health.succeeded()
         offset = now - int(reply[3]) / 1_000_000 if self.server_time else 0.0  # Redis's clock -> the node's
@@ -317,9 +324,7 @@ class Cluster:
             return Outcome(tuple(hits), check.limit, check.key, until, ())
         tally.record(limits, checks, call_id, number, now, concurrency)
         if slots:
-            taken = [keys[3 * index + 2] for index, check in enumerate(checks) if check.limit.concurrent is not None]
-            if taken:
-                self._hold(str(call_id), taken, limits.max_keys)
+            self._hold(str(call_id), _slot_keys(checks, keys), limits.max_keys)
         return Outcome(tuple(hits), None, "", None, tuple(check.limit.name for check in checks)) \
             if checks or hits else ACCEPTED
 
@@ -336,7 +341,7 @@ class Cluster:
         blockable = list(identities) + [c.identity for c in checks if c.identity not in identities]
         keys: List[str] = []
         args = [
-            "" if self.server_time else _us(now), number, f"{self._tag}{next(self._members)}",
+            "" if self.server_time else _us(now), number, self._unique(),
             str(call_id) if slots else "", str(len(checks)), str(len(identities)), "1" if enforce else "0",
             self._valid_limits(limits), _us(limits.call_max_duration),
         ]
@@ -359,6 +364,10 @@ class Cluster:
         keys += [f"{prefix}block:{identity}" for identity in blockable]
         return keys, args
 
+    def _unique(self) -> str:
+        """An id no other node and no earlier run of this one uses."""
+        return f"{self._tag}{next(self._members)}"
+
     def _valid_limits(self, limits: LimitSet) -> str:
         cached, text = self._valid
         if cached is not limits:
@@ -367,6 +376,8 @@ class Cluster:
         return text
 
     def _hold(self, call_id: str, keys: List[str], most: int) -> None:
+        if not keys:
+            return
         with self._lock:
             self._held[call_id] = keys
             if len(self._held) > most:  # hang-ups lost: Redis frees those slots at call_max_duration
@@ -380,12 +391,12 @@ class Cluster:
             keys = self._held.pop(call_id, None)
         if keys is None:
             return
-        self._releases.append((call_id, keys))
+        _append(self._releases, (call_id, keys))
         self.flush()
 
     def publish(self, line: str) -> None:
         """Share a ban line this node wrote (later, if Redis is down)."""
-        self._outbox.append({"node": self.settings.node, "line": line})
+        _append(self._outbox, {"node": self.settings.node, "line": line, "id": self._unique()})
         self.flush()
 
     def flush(self) -> None:
@@ -396,6 +407,7 @@ class Cluster:
             while (self._releases or self._outbox) and self._usable():
                 releases = [self._releases.popleft() for _ in range(min(BATCH, len(self._releases)))]
                 entries = [self._outbox.popleft() for _ in range(min(BATCH, len(self._outbox)))]
+                self._sending = (len(releases), len(entries))
                 pipe = self._client.pipeline(transaction=False)
                 for call_id, keys in releases:
                     for key in keys:
@@ -409,6 +421,8 @@ class Cluster:
                     self._outbox.extendleft(reversed(entries))
                     self._failed(exc)
                     return
+                finally:
+                    self._sending = (0, 0)
                 self.health.succeeded()
                 shared = sum(1 for entry in entries if "line" in entry)
                 if shared:
@@ -465,7 +479,7 @@ class Cluster:
         for entry_id, fields in entries:
             self.last_id = entry_id
             origin = (fields or {}).get(b"node", b"").decode("ascii", "replace")
-            if not fields or origin == self.settings.node:
+            if not fields or origin == self.settings.node or self._repeated(fields.get(b"id", b"")):
                 continue
             if b"unblock" in fields:
                 state.TALLY.unblock(fields[b"unblock"].decode("utf-8", "replace"))
@@ -479,6 +493,15 @@ class Cluster:
                 else:
                     state.STATS.add(stats.BAN_LOG_ERRORS)
         self._reader.xack(self.stream, self.settings.node, *[entry_id for entry_id, _ in entries])
+
+    def _repeated(self, unique: bytes) -> bool:
+        """An entry added twice: Redis carried out a request its sender had given up on, then the retry."""
+        if unique in self._seen:
+            return True
+        self._seen[unique] = None
+        if len(self._seen) > SEEN:
+            self._seen.popitem(last=False)
+        return False
 
     # -- the operator ------------------------------------------------------------------------------
 
@@ -506,7 +529,8 @@ class Cluster:
                                                                                        else "")
                         for window in client.scan_iter(match=match, count=1000):
                             client.delete(window)
-        client.xadd(self.stream, {"node": self.settings.node, "unblock": key}, maxlen=STREAM_MAX, approximate=True)
+        client.xadd(self.stream, {"node": self.settings.node, "unblock": key, "id": self._unique()}, maxlen=STREAM_MAX,
+                    approximate=True)
         return lifted
 
     def status(self) -> Dict[str, Any]:
@@ -524,8 +548,20 @@ class Cluster:
             "error_at": _iso(health.error_at),
             "ban_follower": {"running": _following, "reading_since": _iso(self.reading_since)},
             "calls_up_shared": len(self._held),
-            "waiting": {"releases": len(self._releases), "ban_lines": len(self._outbox)},
+            "waiting": {"releases": len(self._releases) + self._sending[0],
+                        "ban_lines": len(self._outbox) + self._sending[1]},
         }
+
+
+def _slot_keys(checks: Sequence[Check], keys: Sequence[str]) -> List[str]:
+    """The concurrent-call keys among a call's KEYS (three per check: calls, numbers, up)."""
+    return [keys[3 * index + 2] for index, check in enumerate(checks) if check.limit.concurrent is not None]
+
+
+def _append(backlog: Deque[Any], item: Any) -> None:
+    if len(backlog) == backlog.maxlen:
+        state.STATS.add(BACKLOG_DROPPED)
+    backlog.append(item)
 
 
 def _threshold(threshold: Optional[Threshold], rejects: bool) -> List[str]:

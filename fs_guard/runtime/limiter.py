@@ -60,8 +60,9 @@ def screen(session: Any, config: Config, rules: Rules, context: str, number: str
     get = session.getVariable
     source_ip = offence.canonical_address(get("sip_network_ip") or get("network_addr"))
     # An account block locks the account out of every context; otherwise read it only where counted.
+    # With a cluster, a block may be another node's: only Redis knows.
     account = account_of(get) if limitset.needs_account and (
-        limitset.counts_accounts_in(context) or tally.has_blocks) else None
+        limitset.counts_accounts_in(context) or tally.has_blocks or config.cluster is not None) else None
     done = get(COUNTED_VARIABLE)
     skip: Tuple[str, ...] = tuple(done.split(",")) if done else ()
     found, identities = for_call(limitset, context, number, source_ip, account, skip)
@@ -75,8 +76,9 @@ def screen(session: Any, config: Config, rules: Rules, context: str, number: str
     else:  # counted across the cluster's nodes, in Redis (a block may come from another node)
         from fs_guard.runtime import cluster
 
-        outcome = cluster.current(config.cluster).count(tally, limitset, found, identities, uuid, number, time.time(),
-                                                        enforce=not rules.monitor, concurrency=concurrency)
+        outcome = cluster.current(config.cluster).count(tally, limitset, found, identities, uuid, number,
+                                                        time.time(), enforce=not rules.monitor,
+                                                        concurrency=concurrency)
     if outcome.counted:
         session.setVariable(COUNTED_VARIABLE, ",".join(skip + outcome.counted))
     if outcome.hits:
