@@ -13,7 +13,8 @@ answer per line:
   (a call's number is ``number`` with ``{n}`` replaced by its index);
 - ``{"op": "hangup", "uuids": [...]}``: those calls end (CHANNEL_HANGUP_COMPLETE fired), and the
   answer comes once the hook has handled it;
-- ``{"op": "status"}``: ``fs_guard.status json``, parsed;
+- ``{"op": "status"}``: ``fs_guard.status json``, parsed; ``{"op": "api", "args": "..."}``:
+  ``fs_cli -x "python fs_guard.status ARGS"``, as ``{"text": ...}``;
 - ``{"op": "quit"}``: FreeSWITCH shuts down; the answer says how long the hook took to return.
 """
 
@@ -83,6 +84,8 @@ def main(conf_dir: str, log_dir: str) -> None:
             answer = {"ok": True}
         elif op == "status":
             answer = _status()
+        elif op == "api":
+            answer = {"text": run_api("fs_guard.status " + command["args"])}
         elif op == "quit":
             began = time.monotonic()
             fsctl.stop_running()

@@ -369,6 +369,18 @@ class TestStatusAndCheck:
         result = _fs_guard("check-config", str(path))
         assert result.returncode == 0 and "cluster:       none" in result.stdout
 
+    def test_a_changed_cluster_setting_takes_effect_on_the_next_call(self, redis_server, write_config, call):
+        rate = limit(window=60, calls={"critical": 100}, action="reject")
+        write_config(section(f"redis://127.0.0.1:{free_port()}/0", rate))
+        assert causes(call, 1) == ["NONE"]
+        fsctl.wait_until(lambda: cluster_status()["state"] == "down")
+        write_config(section(redis_server.url, rate, node="renamed"))
+        assert causes(call, 1) == ["NONE"]
+        assert cluster_status()["node"] == "renamed"
+        fsctl.wait_until(lambda: cluster_status()["state"] == "up")
+        assert causes(call, 1) == ["NONE"]
+        assert redis_server.client().zcard("fs-guard:calls:l:account:1001@pbx.example") == 1
+
     def test_unblock_lifts_the_shared_block_too(self, redis_server, write_config, call):
         write_config(section(redis_server.url, limit(window=60, calls={"critical": 1}, action="reject",
                                                      block_for=3600)))
@@ -520,6 +532,15 @@ class TestTwoNodes:
         assert b.calls(1, number="1002", context="public", vars=OFFICE) == ["CALL_REJECTED"]
         assert b.calls(1, number="1002", vars={**OFFICE, "user_name": "1002"}) == ["NONE"]
         assert b.ask(op="status")["counters"]["limit_blocked_calls"] == 1
+
+    def test_unblock_on_one_node_lifts_the_block_on_every_node(self, nodes):
+        a, b = nodes(limit("acct", window=60, calls={"critical": 1}, action="reject", block_for=3600))
+        assert a.calls(2, vars=OFFICE) == ["NONE", "CALL_REJECTED"]
+        assert b.calls(1, vars=OFFICE) == ["CALL_REJECTED"]  # b holds the block now too
+        lifted = a.ask(op="api", args="unblock 1001@pbx.example")["text"]
+        assert "unblock 1001@pbx.example: lifted acct on account:1001@pbx.example" in lifted
+        assert b.calls(1, vars=OFFICE) == ["NONE"]  # at once: b's own copy does not put it back
+        wait_for(lambda: b.ask(op="status")["limits"]["blocked"] == [])  # and b hears of it
 
     def test_a_concurrent_call_on_one_node_is_released_for_the_other_when_it_ends(self, nodes):
         a, b = nodes(limit("up", concurrent={"critical": 1}, action="reject"))

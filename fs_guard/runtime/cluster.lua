@@ -5,7 +5,9 @@
 --
 -- KEYS: per check i (1..n): calls window (ZSET call -> time), distinct numbers (ZSET
 --       number -> last time), concurrent calls (ZSET call id -> expiry); then one block
---       key per identity j (1..m), holding "UNTIL|LIMIT|BY|KEY".
+--       key per identity j (1..m), holding "UNTIL|LIMIT|BY|KEY"; with a block the node holds
+--       (ARGV 10), last, the "unblocked" mark of its identity (an operator lifted it: the
+--       node's own copy is about to go, and must not come back).
 -- ARGV: 1 now ("" = Redis's own clock), 2 number, 3 this call's member in the calls windows,
 --       4 its call id for concurrency ("" = concurrent calls not counted), 5 n, 6 m,
 --       7 enforce "1"/"0", 8 ",LIMIT:BY,..." (a block of any other limit is stale),
@@ -52,7 +54,7 @@ if ARGV[7] == '1' then
       end
       redis.call('DEL', key)  -- over, or of a limit no longer configured: Tally drops it too
     end
-    if held == j then
+    if held == j and redis.call('EXISTS', KEYS[#KEYS]) == 0 then
       value = us(now + tonumber(ARGV[11])) .. '|' .. ARGV[12]
       redis.call('SET', key, value, 'PX', ms(tonumber(ARGV[11])))
       return {1, j, value, now}

@@ -85,6 +85,9 @@ BLOCK_MS = 250
 BATCH = 500
 #: Ban lines and releases kept while Redis is down, each (the oldest go first): about 20 MB at most.
 BACKLOG = 50_000
+#: How long a lifted block cannot be put back by a node that still holds it (ms): the other
+#: nodes hear of the unblock (the ban stream) well within it.
+UNBLOCKED_MS = 60_000
 #: Entries whose ids are remembered to drop one added twice (a timed-out request Redis carried out anyway).
 SEEN = 10_000
 #: How much of the end of the ban log is searched for a line before writing it again after a crash.
@@ -362,6 +365,8 @@ class Cluster:
                      f"{limit.name}|{limit.by}|{check.key}"]
             args += [str(counts.get(metric, 0)) for metric in METRICS]
         keys += [f"{prefix}block:{identity}" for identity in blockable]
+        if held is not None:
+            keys.append(f"{prefix}unblocked:{held.identity}")
         return keys, args
 
     def _unique(self) -> str:
@@ -511,8 +516,10 @@ class Cluster:
         client = self._client
         if client is None:
             raise RuntimeError("not connected to Redis yet")
+        prefix = self._prefix
         lifted = []
-        start = f"{self._prefix}block:"
+        marks = {key} if key.startswith(("ip:", "account:")) else {"ip:" + key, "account:" + key}
+        start = f"{prefix}block:"
         for name in client.scan_iter(match=_glob(start) + "*", count=1000):
             identity = name.decode("utf-8", "replace")[len(start):]
             value = client.get(name)
@@ -522,15 +529,16 @@ class Cluster:
             if key in (identity, identity.split(":", 1)[1], blocked_key):
                 client.delete(name)
                 lifted.append((identity, limit))
+                marks.add(identity)
                 account = identity.split(":", 1)[1]
                 for kind in ("calls", "numbers"):
-                    for pattern in (blocked_key, account, account + "/"):
-                        match = f"{_glob(self._prefix + kind)}:*:*:{_glob(pattern)}" + ("*" if pattern.endswith("/")
-                                                                                       else "")
-                        for window in client.scan_iter(match=match, count=1000):
+                    for tail in (_glob(blocked_key), _glob(account), _glob(account + "/") + "*"):
+                        for window in client.scan_iter(match=f"{_glob(prefix + kind)}:*:*:{tail}", count=1000):
                             client.delete(window)
-        client.xadd(self.stream, {"node": self.settings.node, "unblock": key, "id": self._unique()}, maxlen=STREAM_MAX,
-                    approximate=True)
+        for identity in marks:  # nodes still holding the block must not put it back before they hear
+            client.set(f"{prefix}unblocked:{identity}", "1", px=UNBLOCKED_MS)
+        client.xadd(self.stream, {"node": self.settings.node, "unblock": key, "id": self._unique()},
+                    maxlen=STREAM_MAX, approximate=True)
         return lifted
 
     def status(self) -> Dict[str, Any]:
