@@ -279,7 +279,7 @@ class TestFaults:
         assert call("0044123456", ip="203.0.113.7").hangupCause() == "CALL_REJECTED"
         assert state.CLUSTER.health.state == "down"  # the XADD timed out: it is kept to try again
         busy.join()
-        fsctl.wait_until(lambda: state.CLUSTER.flush() or state.CLUSTER.status()["waiting"]["ban_lines"] == 0)
+        fsctl.wait_until(lambda: state.CLUSTER.flush() or cluster_status()["waiting"]["ban_lines"] == 0)
         assert redis_server.client().xlen("fs-guard:bans") == 2  # carried out late, and tried again
         stop = threading.Event()
         for _ in range(4):

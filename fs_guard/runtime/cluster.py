@@ -47,8 +47,7 @@ import re
 import threading
 import time
 from collections import OrderedDict, deque
-from datetime import datetime, timezone
-from typing import Any, Deque, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
 from fs_guard.runtime import banlog, errors, host, offence, state, stats
 from fs_guard.runtime.config import NODE_NAME, ClusterSettings, Config
@@ -125,12 +124,6 @@ def _text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:512]
 
 
-def _iso(timestamp: Optional[float]) -> Optional[str]:
-    if timestamp is None:
-        return None
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds")
-
-
 def _us(seconds: float) -> str:
     return str(round(seconds * 1_000_000))
 
@@ -176,17 +169,17 @@ class Health:
                 self.state, self.since = DOWN, time.time()
             self.last_error, self.error_at = text, time.time()
         state.STATS.add(ERRORS)
+        held = self._log.allow()  # one line a minute, however Redis fails or flaps
+        if held is None:
+            return
         where = banlog.escape(self._settings.shown_url, limit=1024)
         text = banlog.escape(text, limit=512)
+        more = f" ({held} more failures since the last line)" if held else ""
         if first:
-            self._log.allow()  # the first line is always written; the next waits LOG_INTERVAL
-            host.console("err", f"fs-guard: cluster: Redis at {where} failed ({text}); limits are decided with "
-                                f"this node's own counts until it answers again (retrying from {FIRST_BACKOFF:g} s "
-                                f"to every {MAX_BACKOFF:g} s)")
-            return
-        held = self._log.allow()
-        if held is not None:
-            more = f" ({held} more failures since the last line)" if held else ""
+            host.console("err", f"fs-guard: cluster: Redis at {where} failed ({text}){more}; limits are decided "
+                                f"with this node's own counts until it answers again (retrying from "
+                                f"{FIRST_BACKOFF:g} s to every {MAX_BACKOFF:g} s)")
+        else:
             host.console("err", f"fs-guard: cluster: Redis at {where} still fails ({text}){more}")
 
     def succeeded(self) -> None:
@@ -501,6 +494,8 @@ class Cluster:
 
     def _repeated(self, unique: bytes) -> bool:
         """An entry added twice: Redis carried out a request its sender had given up on, then the retry."""
+        if not unique:
+            return False
         if unique in self._seen:
             return True
         self._seen[unique] = None
@@ -541,7 +536,8 @@ class Cluster:
                     maxlen=STREAM_MAX, approximate=True)
         return lifted
 
-    def status(self) -> Dict[str, Any]:
+    def status(self, iso: Callable[[Optional[float]], Optional[str]]) -> Dict[str, Any]:
+        """What ``fs_guard.status`` shows; ``iso`` writes its times."""
         health = self.health
         retry = health.retry_in()
         return {
@@ -550,11 +546,11 @@ class Cluster:
             "key_prefix": self.settings.key_prefix,
             "timeout_ms": round(self.settings.timeout * 1000),
             "state": health.state,
-            "since": _iso(health.since),
+            "since": iso(health.since),
             "retry_in": None if retry is None else round(retry, 1),
             "last_error": health.last_error,
-            "error_at": _iso(health.error_at),
-            "ban_follower": {"running": _following, "reading_since": _iso(self.reading_since)},
+            "error_at": iso(health.error_at),
+            "ban_follower": {"running": _following, "reading_since": iso(self.reading_since)},
             "calls_up_shared": len(self._held),
             "waiting": {"releases": len(self._releases) + self._sending[0],
                         "ban_lines": len(self._outbox) + self._sending[1]},
@@ -663,9 +659,9 @@ def follow(stop: threading.Event) -> None:
         _following = False
 
 
-def status(settings: ClusterSettings) -> Dict[str, Any]:
-    """What ``fs_guard.status`` shows of the cluster."""
-    return current(settings).status()
+def status(settings: ClusterSettings, iso: Callable[[Optional[float]], Optional[str]]) -> Dict[str, Any]:
+    """What ``fs_guard.status`` shows of the cluster; ``iso`` writes its times."""
+    return current(settings).status(iso)
 
 
 def unblock(settings: ClusterSettings, key: str) -> Set[Tuple[str, str]]:

@@ -96,7 +96,7 @@ def report(reloaded: Optional[LoadState] = None) -> Dict[str, Any]:
     if config.cluster is not None:
         from fs_guard.runtime import cluster
 
-        data["cluster"] = cluster.status(config.cluster)
+        data["cluster"] = cluster.status(config.cluster, _iso)
     return data
 
 
