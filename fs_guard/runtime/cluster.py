@@ -19,8 +19,10 @@ shortens anybody's window. (Time the node sees is used only for its own tally.)
 The node's own tally keeps counting its own calls (``Tally.record``, ``Tally.block``) and its
 counts are floors in the script (a count is never below what the node alone has seen), so:
 
-- when Redis fails (down, slow, restarted, unreachable) a call waits at most ``timeout_ms``,
-  is then decided with the node's own counts (never let through by accident), and Redis is
+- when Redis fails (down, slow, restarted, unreachable) a call waits at most ``timeout_ms``
+  for the answer (and as long again if it must open a connection first: redis-py's socket
+  timeouts, no retries), is then decided with the node's own counts (never let through by
+  accident), and Redis is
   left alone for a backoff (0.5 s, doubling to 30 s) before one call tries it again; the
   fault is logged once (then at most once a minute) and shown by ``fs_guard.status``;
 - after a Redis restart lost every key, no node lets through a call its own counts reject.
