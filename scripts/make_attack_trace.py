@@ -5,16 +5,25 @@ One day of a public FreeSWITCH's traffic, generated (no real traffic, no real
 addresses: only the documentation ranges 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24
 and 2001:db8::/32):
 
-- legitimate: an office's phones calling extensions and national numbers, a SIP trunk
-  delivering DID calls, a phone that mistypes its password twice;
+- legitimate: an office's phones (ten accounts, 1000@pbx.example to 1009@pbx.example,
+  two on each phone's address) calling extensions, national numbers and, a few times a
+  day, numbers abroad; a SIP trunk delivering DID calls; a phone that mistypes its
+  password twice;
 - scanners: a few addresses dialling 00, 011 and + prefixes and long numbers into the
   public context, with scanner user agents; one probing short extensions; one slow
   enough to stay under fail2ban's threshold;
-- password guessing: register failures (REGISTER and INVITE) in bursts.
+- password guessing: register failures (REGISTER and INVITE) in bursts;
+- a stolen credential: at night, from an address never seen before, the office's account
+  1003@pbx.example dials dozens of different numbers in one international premium range
+  (Thuraya, 0088216...) in three bursts, in the ``default`` context, each call kept up for
+  many minutes: revenue-share fraud that no static rule of an office calling abroad stops.
 
-Deterministic: a fixed seed and gzip without a timestamp give the same bytes every run.
-Also writes the same traffic as CSV or as a FreeSWITCH log (``--format``), at any
-``--scale``, for tests and the replay benchmark.
+Calls carry their ``duration`` and, when authenticated, their ``account``. Deterministic:
+a fixed seed and gzip without a timestamp give the same bytes every run. Also writes the
+same traffic as CSV, as a FreeSWITCH log or as mod_cdr_csv's CDR CSV (``--format``), at
+any ``--scale`` (N: N offices of the same PBX, pbx.example, pbx1.example ..., each with
+its trunk and its stolen account, and each attack N times), for tests and the replay
+benchmark.
 
     python3 scripts/make_attack_trace.py                 # rewrite the bundled trace
     python3 scripts/make_attack_trace.py --format fslog --scale 50 -o /tmp/freeswitch.log
@@ -25,6 +34,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import heapq
 import io
 import json
 import os
@@ -32,15 +42,19 @@ import random
 import sys
 import time
 import uuid
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUTPUT = os.path.join(ROOT, "fs_guard", "data", "attack-trace.jsonl.gz")
 SEED = 6
 START = 1795824000.0  # 2026-11-28T00:00:00Z
 DAY = 86400.0
-CSV_FIELDS = ("time", "kind", "ip", "context", "number", "ua", "user", "profile", "host", "type")
+CSV_FIELDS = ("time", "kind", "ip", "context", "number", "ua", "user", "profile", "host", "type", "account", "uuid",
+              "duration")
 SERVER = "198.51.100.1"
+DOMAIN = "pbx.example"
+STOLEN = "1003"  # the office account whose password is stolen
+FRAUDSTER = "203.0.113.150"
 
 Event = Dict[str, object]
 
@@ -52,8 +66,11 @@ class _Day:
         self.rng = rng
         self.events = events
 
-    def call(self, at: float, ip: str, context: str, number: str, ua: Optional[str]) -> None:
-        self.events.append({"time": at, "ip": ip, "context": context, "number": number, "ua": ua})
+    def call(self, at: float, ip: str, context: str, number: str, ua: Optional[str], duration: float = 0,
+             account: Optional[str] = None) -> None:
+        """A call; ``duration`` 0 for one rejected at once (a scanner's), ``account`` when authenticated."""
+        self.events.append({"time": at, "ip": ip, "context": context, "number": number, "ua": ua,
+                            "account": account, "duration": duration})
 
     def failure(self, at: float, ip: str, user: str, ua: Optional[str], kind: str = "REGISTER",
                 profile: str = "internal") -> None:
@@ -76,17 +93,32 @@ def _international(rng: random.Random, prefix: str) -> str:
 
 
 def generate(seed: int = SEED, scale: int = 1) -> List[Event]:
-    """The trace's events, in time order; ``scale`` multiplies every actor's attempts."""
+    """The trace's events, in time order; ``scale`` offices and ``scale`` times each attack."""
     rng = random.Random(seed)
     events: List[Event] = []
     day = _Day(rng, events)
-    office = [f"198.51.100.{n}" for n in range(10, 15)]
     phones = ["Yealink SIP-T46S 66.86.0.15", "Grandstream GXP2170 1.0.11.23", "Zoiper rv2.10.20.2"]
-    for at in day.times(900 * scale, START + 7 * 3600, START + 19 * 3600):  # office hours
-        number = rng.choice([str(rng.randint(1000, 1019)), "0" + str(rng.randint(10 ** 9, 10 ** 10 - 1))])
-        day.call(at, rng.choice(office), "default", number, rng.choice(phones))
-    for at in day.times(700 * scale, START, START + DAY):  # DID calls from the trunk
-        day.call(at, "198.51.100.200", "public", f"4420794601{rng.randint(0, 99):02d}", "Sonus SBC 1.0")
+    for n in range(scale):  # at a larger scale, more offices (tenants of the PBX), each with its trunk
+        domain = DOMAIN if n == 0 else f"pbx{n}.example"
+        # The office: ten accounts, two on each phone's address, each with its phone.
+        office = [(f"{1000 + i}@{domain}", f"198.51.100.{10 + i % 5}", phones[i % 3]) for i in range(10)]
+        busy = {account: 0.0 for account, _, _ in office}  # a person makes one call at a time
+        hours = [(at, False) for at in day.times(900, START + 7 * 3600, START + 19 * 3600)]  # office hours
+        hours += [(at, True) for at in day.times(24, START + 8 * 3600, START + 18 * 3600)]  # a few abroad
+        for at, abroad in sorted(hours):
+            account, ip, ua = rng.choice([person for person in office if busy[person[0]] <= at] or office)
+            if abroad:
+                number = rng.choice(["0044", "0033", "0049", "0039"]) + str(rng.randint(10 ** 8, 10 ** 10 - 1))
+                duration = rng.randint(60, 900)
+            elif rng.random() < 0.5:
+                number, duration = str(rng.randint(1000, 1019)), rng.randint(10, 180)
+            else:
+                number, duration = "0" + str(rng.randint(2 * 10 ** 9, 10 ** 10 - 1)), rng.randint(30, 480)
+            busy[account] = max(busy[account], at + duration)
+            day.call(at, ip, "default", number, ua, duration, account)
+        trunk = "198.51.100.200" if n == 0 else f"2001:db8:5::{n:x}"
+        for at in day.times(700, START, START + DAY):  # DID calls from the trunk
+            day.call(at, trunk, "public", f"4420794601{rng.randint(0, 99):02d}", "Sonus SBC 1.0", rng.randint(30, 600))
     for n in range(scale):  # a phone with a stale password: two failures, then it is fixed
         for at in day.burst(2, START + 9 * 3600 + n * 60, (20, 40)):
             day.failure(at, "198.51.100.23", "1007", "Yealink SIP-T46S 66.86.0.15")
@@ -118,6 +150,14 @@ def generate(seed: int = SEED, scale: int = 1) -> List[Event]:
             for at in day.burst(count, START + start + n * 2000, gap):
                 day.failure(at, ip, str(rng.randint(100, 9999)), ua, kind)
 
+    # A stolen credential: the office's account, from a new address, pumping premium numbers.
+    for n in range(scale):
+        stolen = f"{STOLEN}@{DOMAIN if n == 0 else f'pbx{n}.example'}"
+        for start, count in ((1.5 * 3600, 25), (2.25 * 3600, 30), (3 * 3600, 25)):
+            for at in day.burst(count, START + start + n * 60, (1.0, 2.5)):
+                number = "0088216" + "".join(rng.choice("0123456789") for _ in range(7))
+                day.call(at, FRAUDSTER, "default", number, "MicroSIP/3.21.3", rng.randint(600, 2400), stolen)
+
     events.sort(key=lambda event: event["time"])
     return events
 
@@ -147,12 +187,44 @@ def to_csv(events: List[Event]) -> Iterator[str]:
     yield buffer.getvalue()
 
 
+def _local(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(at)))
+
+
+def _calls_and_ends(events: List[Event], seed: int) -> Iterator[Tuple[str, float, Event, str]]:
+    """Each attempt ("start", with a uuid for a call) and, in time order among them, each
+    call's hang-up ("end"): what FreeSWITCH logs as it happens."""
+    rng = random.Random(seed)
+    ends: List[Tuple[float, int, Event, str]] = []
+    for n, event in enumerate(events):
+        at = float(event["time"])  # type: ignore[arg-type]
+        while ends and ends[0][0] <= at:
+            end, _, ended, call = heapq.heappop(ends)
+            yield "end", end, ended, call
+        call = ""
+        if event.get("kind") != "register_failure":
+            call = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            heapq.heappush(ends, (at + float(event["duration"]), n, event, call))  # type: ignore[arg-type]
+        yield "start", at, event, call
+    while ends:
+        end, _, ended, call = heapq.heappop(ends)
+        yield "end", end, ended, call
+
+
 def to_fslog(events: List[Event], seed: int = SEED) -> Iterator[str]:
     """The lines FreeSWITCH 1.10 writes to freeswitch.log for these attempts (and some it writes around them)."""
-    rng = random.Random(seed)
-    for event in events:
-        at = float(event["time"])  # type: ignore[arg-type]
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(int(at))) + f".{int(at % 1 * 1e6):06d} 97.53%"
+    rng = random.Random(seed + 1)
+    channels: Dict[str, str] = {}
+    for what, at, event, call in _calls_and_ends(events, seed):
+        stamp = f"{_local(at)}.{int(at % 1 * 1e6):06d} 97.53%"
+        if what == "end":
+            channel = channels.pop(call)
+            if event["duration"]:
+                yield f"{call} {stamp} [NOTICE] sofia.c:1075 Hangup {channel} [CS_EXCHANGE_MEDIA] [NORMAL_CLEARING]\n"
+            else:
+                yield f"{call} {stamp} [NOTICE] switch_cpp.cpp:1465 Hangup {channel} [CS_EXECUTE] [CALL_REJECTED]\n"
+            yield f"{call} {stamp} [NOTICE] switch_core_session.c:1744 Session 1 ({channel}) Ended\n"
+            continue
         if event.get("kind") == "register_failure":
             user, host = event["user"], event["host"]
             yield (f"{stamp} [WARNING] sofia_reg.c:1688 SIP auth challenge ({event['type']}) on sofia profile "
@@ -160,10 +232,9 @@ def to_fslog(events: List[Event], seed: int = SEED) -> Iterator[str]:
             yield (f"{stamp} [WARNING] sofia_reg.c:1827 SIP auth failure ({event['type']}) on sofia profile "
                    f"'{event['profile']}' for [{user}@{host}] from ip {event['ip']}\n")
             continue
-        call = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         profile = "external" if event["context"] == "public" else "internal"
         caller = rng.randint(100, 9999)
-        channel = f"sofia/{profile}/{caller}@{SERVER}"
+        channel = channels[call] = f"sofia/{profile}/{caller}@{SERVER}"
         number, port = event["number"], rng.randint(1024, 65535)
         yield f"{call} {stamp} [NOTICE] switch_channel.c:1142 New Channel {channel} [{call}]\n"
         yield (f"{call} {stamp} [INFO] sofia.c:10460 {channel} receiving invite from {event['ip']}:{port} "
@@ -173,11 +244,30 @@ def to_fslog(events: List[Event], seed: int = SEED) -> Iterator[str]:
         yield (f"{call} {stamp} [INFO] mod_dialplan_xml.c:639 Processing {caller} <{caller}>->{number} "
                f"in context {event['context']}\n")
         yield f"EXECUTE [depth=0] {channel} python(fs_guard.screen)\n"
-        yield f"{call} {stamp} [NOTICE] switch_cpp.cpp:1465 Hangup {channel} [CS_EXECUTE] [CALL_REJECTED]\n"
-        yield f"{call} {stamp} [NOTICE] switch_core_session.c:1744 Session 1 ({channel}) Ended\n"
 
 
-WRITERS = {"jsonl": to_jsonl, "csv": to_csv, "fslog": to_fslog}
+def to_cdr(events: List[Event], seed: int = SEED) -> Iterator[str]:
+    """mod_cdr_csv's Master.csv with the vanilla "example" template: one line per call, written
+    as it ends; local times, whole seconds; the accountcode is the user id (as the vanilla
+    directory sets it). Register failures have no channel, so no CDR."""
+    rng = random.Random(seed + 1)
+    for what, at, event, call in _calls_and_ends(events, seed):
+        if what != "end":
+            continue
+        start, seconds = float(event["time"]), int(event["duration"])  # type: ignore[arg-type]
+        caller = str(rng.randint(100, 9999))
+        account = str(event.get("account") or "").split("@")[0]
+        name = f"Office {account}" if account else rng.choice(["", caller, "Smith, John", 'Bob "the" Builder'])
+        answered = _local(start + min(5, seconds)) if seconds else ""
+        billsec = max(seconds - 5, 0) if seconds else 0
+        cause = "NORMAL_CLEARING" if seconds else "CALL_REJECTED"
+        codec = "PCMA" if seconds else ""
+        fields = [name, caller, event["number"], event["context"], _local(start), answered, _local(start + seconds),
+                  str(seconds), str(billsec), cause, call, "", account, codec, codec]
+        yield ",".join(f'"{value}"' for value in fields) + "\n"
+
+
+WRITERS = {"jsonl": to_jsonl, "csv": to_csv, "fslog": to_fslog, "cdr": to_cdr}
 
 
 def write(path: str, lines: Iterator[str]) -> None:
@@ -195,7 +285,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-o", "--output", default=OUTPUT, help=f"where to write (default: {OUTPUT})")
     parser.add_argument("--format", choices=sorted(WRITERS), default="jsonl")
-    parser.add_argument("--scale", type=int, default=1, help="multiply every actor's attempts (default: 1)")
+    parser.add_argument("--scale", type=int, default=1,
+                        help="N offices (and trunks, stolen accounts), each attack N times (default: 1)")
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args(argv)
     events = generate(args.seed, args.scale)

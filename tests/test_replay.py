@@ -26,7 +26,7 @@ from fs_guard.runtime.offence import call_fields, registration_fields
 from fs_guard.offline.cli import replay as command
 from fs_guard.runtime.config import compile_config
 from fs_guard.offline.replay import Jail, JailError, Replay
-from fs_guard.offline.traces import CALL, REGISTER_FAILURE, Trace, parse_time
+from fs_guard.offline.traces import CALL, END, REGISTER_FAILURE, UNTIL_HANGUP, Trace, parse_time
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_LOG = Path(__file__).parent / "data" / "freeswitch-sample.log"
@@ -60,6 +60,23 @@ def failure(at: float, ip: str = "192.0.2.77", user: str = "1000", **more: str) 
 
 def events(path: Path, fmt: Optional[str] = None) -> List[tuple]:
     return list(Trace(str(path), fmt).read())
+
+
+def called(at: float, ip: Optional[str], context: str, number: Optional[str], ua: Optional[str] = None,
+           account: Optional[str] = None, uuid: Optional[str] = None, duration: Optional[float] = None) -> tuple:
+    """A call as the readers yield it."""
+    return (at, CALL, ip, context, number, ua, None, account, uuid, duration)
+
+
+def failed(at: float, ip: str, user: str, ua: Optional[str], profile: Optional[str], host: Optional[str],
+           kind: Optional[str]) -> tuple:
+    """A register failure as the readers yield it."""
+    return (at, REGISTER_FAILURE, ip, "", user, ua, (profile, host, kind), None, None, None)
+
+
+def ended(at: float, uuid: str) -> tuple:
+    """A call's hang-up as the freeswitch.log reader yields it."""
+    return (at, END, None, "", None, None, None, None, uuid, None)
 
 
 def replay_of(records: List[Dict[str, Any]], tmp_path: Path, jail: Jail = JAIL, config=None, ban_log=None):
@@ -108,10 +125,28 @@ class TestJsonLines:
             failure(T0 + 2, profile="internal", host="198.51.100.1", type="INVITE", ua="sipcli"),
         ])
         assert events(path) == [
-            (T0, CALL, "203.0.113.7", "public", "0044", "x", None),
-            (T0 + 1, CALL, None, "", "1001", None, None),
-            (T0 + 2, REGISTER_FAILURE, "192.0.2.77", "", "1000", "sipcli", ("internal", "198.51.100.1", "INVITE")),
+            called(T0, "203.0.113.7", "public", "0044", "x"),
+            called(T0 + 1, None, "", "1001"),
+            failed(T0 + 2, "192.0.2.77", "1000", "sipcli", "internal", "198.51.100.1", "INVITE"),
         ]
+
+    def test_a_calls_account_uuid_and_duration(self, tmp_path):
+        path = jsonl(tmp_path / "t.jsonl", [
+            {"time": T0, "ip": "198.51.100.10", "context": "default", "number": "0088216000001",
+             "account": "1003@pbx.example", "uuid": "c0ffee00-0000-4000-8000-000000000001", "duration": 1800},
+            {"time": T0 + 1, "number": "1001", "duration": "12.5", "account": ""},  # text seconds; "" is none
+        ])
+        assert events(path) == [
+            called(T0, "198.51.100.10", "default", "0088216000001", account="1003@pbx.example",
+                   uuid="c0ffee00-0000-4000-8000-000000000001", duration=1800),
+            called(T0 + 1, None, "", "1001", duration=12.5),
+        ]
+
+    @pytest.mark.parametrize("duration", [-1, "soon", "nan", "inf", True, [60]])
+    def test_a_duration_that_is_not_seconds_is_a_bad_line(self, tmp_path, duration):
+        trace = Trace(str(jsonl(tmp_path / "t.jsonl", [{"time": T0, "number": "1", "duration": duration}])))
+        assert list(trace.read()) == [] and trace.bad == 1
+        assert "duration" in trace.bad_lines[0].error
 
     def test_bad_lines_are_counted_with_their_numbers_and_skipped(self, tmp_path):
         path = tmp_path / "t.jsonl"
@@ -152,8 +187,19 @@ class TestCsv:
             ",1795860001,192.0.2.77,,friendly-scanner,register_failure,1000,internal\n"
         )
         assert events(path) == [
-            (T0, CALL, "203.0.113.7", "public", "0044,1", 'a "quoted" ua', None),
-            (T0 + 1, REGISTER_FAILURE, "192.0.2.77", "", "1000", "friendly-scanner", ("internal", None, None)),
+            called(T0, "203.0.113.7", "public", "0044,1", 'a "quoted" ua'),
+            failed(T0 + 1, "192.0.2.77", "1000", "friendly-scanner", "internal", None, None),
+        ]
+
+    def test_account_uuid_and_duration_columns(self, tmp_path):
+        path = tmp_path / "t.csv"
+        path.write_text("time,ip,context,number,account,uuid,duration\n"
+                        "1795860000,198.51.100.10,default,0088216000001,1003@pbx.example,c0ffee,1800\n"
+                        "1795860001,198.51.100.10,default,1001,,,\n")
+        assert events(path) == [
+            called(T0, "198.51.100.10", "default", "0088216000001", account="1003@pbx.example", uuid="c0ffee",
+                   duration=1800),
+            called(T0 + 1, "198.51.100.10", "default", "1001"),
         ]
 
     def test_without_a_header_the_documented_order_applies(self, tmp_path):
@@ -161,8 +207,8 @@ class TestCsv:
         path.write_text("1795860000,call,203.0.113.7,public,0044,\n"
                         "1795860001,register_failure,192.0.2.77,,,sipcli,1000,internal,198.51.100.1,REGISTER\n")
         assert events(path) == [
-            (T0, CALL, "203.0.113.7", "public", "0044", None, None),
-            (T0 + 1, REGISTER_FAILURE, "192.0.2.77", "", "1000", "sipcli", ("internal", "198.51.100.1", "REGISTER")),
+            called(T0, "203.0.113.7", "public", "0044"),
+            failed(T0 + 1, "192.0.2.77", "1000", "sipcli", "internal", "198.51.100.1", "REGISTER"),
         ]
 
     def test_bad_rows_are_counted_with_their_line_numbers(self, tmp_path):
@@ -183,21 +229,25 @@ class TestCsv:
 class TestFreeSwitchLog:
     def test_the_sample_log(self, utc):
         trace = Trace(str(SAMPLE_LOG))
+        first, transferred = "8398b0ce-8012-4f1e-b466-92022bf4471c", "5f0e7a3c-1111-4a2b-9c3d-0123456789ab"
         assert list(trace.read()) == [
-            # 1.10.12: uuid, CPU idle, "receiving invite" at INFO with call-id
-            (T0 + 1.25, CALL, "203.0.113.7", "public", "0044207946000", None, None),
+            # 1.10.12: uuid, CPU idle, "receiving invite" at INFO with call-id; it lasts until its Hangup line
+            called(T0 + 1.25, "203.0.113.7", "public", "0044207946000", uuid=first, duration=UNTIL_HANGUP),
+            ended(T0 + 1.26, first),
             # one call, two dialplan hunts (public transfers to default): the screen runs in both
-            (T0 + 2.01, CALL, "198.51.100.200", "public", "1000", None, None),
-            (T0 + 2.03, CALL, "198.51.100.200", "default", "1000", None, None),
+            called(T0 + 2.01, "198.51.100.200", "public", "1000", uuid=transferred, duration=UNTIL_HANGUP),
+            called(T0 + 2.03, "198.51.100.200", "default", "1000", uuid=transferred, duration=UNTIL_HANGUP),
             # 1.6: no CPU column, invite at DEBUG without call-id; IPv6 source; a hostile display name
-            (T0 + 3.5, CALL, "2001:db8::bad", "public", "011972595123", None, None),
+            called(T0 + 3.5, "2001:db8::bad", "public", "011972595123", uuid="a0a0a0a0-2222-4b2b-8c3c-abcdefabcdef",
+                   duration=UNTIL_HANGUP),
             # a call-id that repeats "receiving invite from" cannot move the address
-            (T0 + 4.1, CALL, "203.0.113.50", "public", "+4420", None, None),
-            # lines without uuids: paired with the latest invite
-            (T0 + 5.01, CALL, "198.51.100.10", "default", "1001", None, None),
+            called(T0 + 4.1, "203.0.113.50", "public", "+4420", uuid="b1b1b1b1-3333-4c3c-9d4d-bcdefabcdefa",
+                   duration=UNTIL_HANGUP),
+            # lines without uuids: paired with the latest invite; no uuid, so no known end
+            called(T0 + 5.01, "198.51.100.10", "default", "1001"),
             # auth failures; challenges and "Can't find user" are not read (the failure line follows them)
-            (T0 + 6, REGISTER_FAILURE, "192.0.2.77", "", "1000", None, ("internal", "198.51.100.1", "REGISTER")),
-            (T0 + 6.5, REGISTER_FAILURE, "192.0.2.78", "", "] from ip 1.2.3.4", None, ("internal", "", "INVITE")),
+            failed(T0 + 6, "192.0.2.77", "1000", None, "internal", "198.51.100.1", "REGISTER"),
+            failed(T0 + 6.5, "192.0.2.78", "] from ip 1.2.3.4", None, "internal", "", "INVITE"),
         ]
         assert (trace.format, trace.lines, trace.events) == ("fslog", 27, 8)
         assert [b.line for b in trace.bad_lines] == [25, 26]
@@ -205,7 +255,26 @@ class TestFreeSwitchLog:
     def test_a_dialplan_line_without_its_invite_line_has_no_address(self, tmp_path, utc):
         path = tmp_path / "freeswitch.log"
         path.write_text("2026-11-28 10:00:00.000000 [INFO] mod_dialplan_xml.c:639 Processing a <b>->0044 in context public\n")
-        assert events(path) == [(T0, CALL, None, "public", "0044", None, None)]
+        assert events(path) == [called(T0, None, "public", "0044")]
+
+    def test_a_calls_end_is_its_hangup_line_whoever_hung_up(self, tmp_path, utc):
+        call_id = "8398b0ce-8012-4f1e-b466-92022bf4471c"
+        path = tmp_path / "freeswitch.log"
+        path.write_text(
+            f"{call_id} 2026-11-28 10:00:00.000000 97.53% [INFO] mod_dialplan_xml.c:639 Processing a <b>->1001 "
+            "in context default\n"
+            f"{call_id} 2026-11-28 10:00:30.000000 97.53% [NOTICE] switch_channel.c:3933 Callstate Change ACTIVE -> "
+            "HANGUP\n"
+            f"{call_id} 2026-11-28 10:05:00.500000 97.53% [NOTICE] sofia.c:1075 Hangup sofia/internal/1000@198.51.100.1 "
+            "[CS_EXCHANGE_MEDIA] [NORMAL_CLEARING]\n"
+            # another module's text that says Hangup, and a Hangup line with no uuid: neither ends a call
+            f"{call_id} 2026-11-28 10:05:01.000000 97.53% [INFO] mod_lua.cpp:203 Hangup requested by the script\n"
+            "2026-11-28 10:05:02.000000 97.53% [NOTICE] mod_dptools.c:1 Hangup sofia/x [CS_EXECUTE] [NORMAL_CLEARING]\n"
+        )
+        trace = Trace(str(path))
+        assert list(trace.read()) == [called(T0, None, "default", "1001", uuid=call_id, duration=UNTIL_HANGUP),
+                                      ended(T0 + 300.5, call_id)]
+        assert (trace.events, trace.bad) == (1, 0)  # a hang-up is not an attempt
 
     def test_timestamps_are_local_time(self, tmp_path, monkeypatch):
         path = tmp_path / "freeswitch.log"
@@ -217,6 +286,87 @@ class TestFreeSwitchLog:
         finally:
             monkeypatch.undo()
             time.tzset()
+
+
+class TestCdr:
+    """mod_cdr_csv's Master.csv, as its shipped templates write it (no header, no escaping)."""
+
+    UUID = "0a1b2c3d-0000-4000-8000-000000000001"
+    # the vanilla cdr_csv.conf.xml's "example" template: 15 fields
+    EXAMPLE = ('"Office 1003","1003","0088216000001","default","2026-11-28 10:00:00","2026-11-28 10:00:05",'
+               '"2026-11-28 10:30:00","1800","1795","NORMAL_CLEARING","' + UUID + '","","1003","PCMA","PCMA"\n')
+    # mod_cdr_csv's built-in "default": the first 13, a space before accountcode; an unanswered call
+    DEFAULT = ('"","4455","0044207946000","public","2026-11-28 10:00:01","","2026-11-28 10:00:01","0","0",'
+               '"CALL_REJECTED","' + UUID[:-1] + '2",""' + ', ""\n')
+
+    def test_both_shipped_templates(self, tmp_path, utc):
+        path = tmp_path / "Master.csv"
+        path.write_text(self.EXAMPLE + self.DEFAULT)
+        trace = Trace(str(path))
+        assert list(trace.read()) == [
+            # no source address in a CDR; the accountcode is the account
+            called(T0, None, "default", "0088216000001", account="1003", uuid=self.UUID, duration=1800),
+            called(T0 + 1, None, "public", "0044207946000", uuid=self.UUID[:-1] + "2", duration=0),
+        ]
+        assert (trace.format, trace.events, trace.bad) == ("cdr", 2, 0)
+
+    def test_by_content_whatever_the_name_and_gzipped(self, tmp_path, utc):
+        path = tmp_path / "Master.csv.2026-11-28-10-00-00.gz"  # rotated by mod_cdr_csv, then compressed
+        path.write_bytes(gzip.compress(self.EXAMPLE.encode()))
+        trace = Trace(str(path))
+        assert [e[4] for e in trace.read()] == ["0088216000001"] and trace.format == "cdr"
+        assert traces.detect_format("export.csv", "time,ip,number") == "csv"
+        assert traces.detect_format("cdr.log", self.EXAMPLE) == "fslog"  # an extension that says otherwise wins
+
+    def test_a_callers_name_with_quotes_or_commas_cannot_move_the_fields(self, tmp_path, utc):
+        lines = [self.EXAMPLE.replace("Office 1003", name, 1)
+                 for name in ('Bob "the" Builder', "Smith, John", 'x","y","z', '"', 'a", "b')]
+        lines.append(self.DEFAULT.replace('""', '"a","b","c"', 1))  # the default template, three names' worth
+        path = tmp_path / "Master.csv"
+        path.write_text("".join(lines))
+        trace = Trace(str(path))
+        read = list(trace.read())
+        assert [(e[3], e[4], e[7], e[9]) for e in read] == [("default", "0088216000001", "1003", 1800)] * 5 + [
+            ("public", "0044207946000", None, 0)]
+        assert trace.bad == 0
+
+    def test_broken_lines_are_bad_lines_with_their_numbers(self, tmp_path, utc):
+        path = tmp_path / "Master.csv"
+        path.write_text(self.EXAMPLE + self.EXAMPLE.replace("Office 1003", "Bob\nSmith")  # a name over two lines
+                        + "\n" + self.EXAMPLE.replace("2026-11-28 10:30:00", "soon") + self.EXAMPLE)
+        trace = Trace(str(path))
+        assert len(list(trace.read())) == 2 and trace.bad == 3
+        assert [b.line for b in trace.bad_lines] == [2, 3, 5]
+        assert trace.bad_lines[0].error.startswith("not a CDR line")
+        assert trace.bad_lines[2].error.startswith("15 quoted fields without start, answer and end stamps")
+
+    def test_times_are_local_and_the_duration_is_end_minus_start_when_missing(self, tmp_path, monkeypatch):
+        path = tmp_path / "Master.csv"
+        path.write_text(self.EXAMPLE.replace("10:", "11:").replace('"1800"', '""'))
+        monkeypatch.setenv("TZ", "CET-1")
+        time.tzset()
+        try:
+            ((when, *_, duration),) = events(path)
+        finally:
+            monkeypatch.undo()
+            time.tzset()
+        assert (when, duration) == (T0, 1800)
+
+    def test_calls_are_read_in_the_order_they_started(self, tmp_path, utc):
+        # mod_cdr_csv writes a CDR when the call ends: the long call that started first comes last
+        short = self.EXAMPLE.replace("10:00:00", "10:10:00").replace("10:00:05", "10:10:05").replace(
+            "10:30:00", "10:11:00").replace('"1800"', '"60"')
+        path = tmp_path / "Master.csv"
+        path.write_text(short + self.EXAMPLE)
+        assert [e[0] - T0 for e in events(path)] == [0, 600]
+
+    def test_chosen_with_format_cdr(self, tmp_path, capsys, utc):
+        path = tmp_path / "calls.txt"
+        path.write_text(self.EXAMPLE * 3)
+        report = json.loads(run(capsys, "replay", str(path), "--format", "cdr", "--json")[1])
+        assert report["files"][0]["format"] == "cdr" and report["calls"] == 3
+        # the built-in defaults deny 00: offences without a source address write no ban line
+        assert report["ban_lines"] == {"no valid source address": 3}
 
 
 class TestFiles:
@@ -660,19 +810,51 @@ class TestNotATrace:
 
 
 class TestDemo:
-    def test_demo_replays_the_bundled_trace_on_the_built_in_defaults(self, capsys, write_config):
+    def test_demo_replays_the_bundled_trace_on_the_demo_configuration(self, capsys, write_config):
         write_config({"deny_prefix": ["9"]})  # a located configuration does not change the demo
         code, out, _ = run(capsys, "demo", "--json")
         assert code == 0
         report = json.loads(out)
-        assert report["config"] is None and report["files"][0]["path"] == command.BUNDLED_TRACE
+        assert report["config"] == command.DEMO_CONFIG and report["files"][0]["path"] == command.BUNDLED_TRACE
         assert report["files"][0]["bad"] == 0 and 3000 <= report["events"] <= 5000
-        assert set(report["offences_by_reason"]) == {"too_long", "deny_prefix", "register_failure"}
-        assert report["banned_addresses"] == 6 and report["stopped_by_firewall"] > 1000
+        assert set(report["offences_by_reason"]) == {"too_long", "deny_prefix", "scanner_user_agent",
+                                                     "register_failure"}
+        assert report["rejected_by_context"] == {"public": report["rejected"]}  # the office's calls all pass
+        assert report["banned_addresses"] == 7 and report["stopped_by_firewall"] > 1000
         banned = {ban["address"] for ban in report["bans"]}
         assert "203.0.113.45" not in banned  # the slow scanner stays under maxretry in findtime
         assert "198.51.100.23" not in banned  # the phone with a stale password
         assert json.loads(run(capsys, "replay", "--json")[1]) == report
+
+    def test_the_demo_shows_the_stolen_account_caught_by_the_shipped_limits_and_nobody_else(self, capsys):
+        report = json.loads(run(capsys, "demo", "--json")[1])["limits"]
+        caught = {limit["name"]: {key["key"] for key in limit["critical_keys"]} for limit in report["limits"]}
+        assert caught == {"ip-call-rate": set(),
+                          "account-call-rate": {"1003@pbx.example"},
+                          "account-concurrent": {"1003@pbx.example"},
+                          "account-international-fanout": {"1003@pbx.example"},
+                          "account-premium-networks": {"1003@pbx.example/00882"}}
+        for limit in report["limits"]:
+            assert limit["rejected"] == 0 and limit["alerted"] == limit["hits"]["critical"]  # alert mode
+            for metric, peaks in limit["peaks"].items():
+                # every other key (the office's nine other accounts, the trunk) stays below the warning
+                assert all(entry["count"] <= peaks["warning"] for entry in peaks["top"]
+                           if not entry["key"].startswith("1003@")), (limit["name"], metric)
+        assert report["without_end"] == 0 and report["out_of_order"] == 0
+
+    def test_the_demo_text_report_names_the_stolen_account(self, capsys):
+        out = run(capsys, "demo")[1]
+        assert "rules:      " + command.DEMO_CONFIG in out
+        assert "account-premium-networks       1003@pbx.example/00882       2026-11-28T01:30:" in out
+
+    def test_the_demo_configuration_is_the_shipped_one_for_an_office_that_calls_abroad(self):
+        shipped = json.loads(bundle.read(bundle.FREESWITCH, "fs_guard.json"))["fail2ban"]
+        demo = json.loads(Path(command.DEMO_CONFIG).read_text())["fail2ban"]
+        assert demo["limits"] == shipped["limits"]  # one source of truth: the shipped example limits
+        assert demo["contexts"]["default"] == {"deny_prefix": ["+", "011"], "destination_number_max_len": 16}
+        assert {key: value for key, value in demo.items() if key != "contexts"} == \
+            {key: value for key, value in shipped.items() if key != "contexts"}
+        assert demo["contexts"]["public"] == shipped["contexts"]["public"]
 
     def test_the_bundled_trace_uses_documentation_addresses_only(self):
         networks = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")]
@@ -685,14 +867,25 @@ class TestDemo:
                        check=True, capture_output=True)
         assert out.read_bytes() == Path(command.BUNDLED_TRACE).read_bytes()
 
-    def test_the_generator_writes_the_same_attempts_as_csv_and_freeswitch_log(self, tmp_path, utc):
+    def test_the_generator_writes_the_same_attempts_as_csv_freeswitch_log_and_cdr(self, tmp_path, utc):
         script = str(ROOT / "scripts" / "make_attack_trace.py")
-        for fmt, name in (("csv", "t.csv"), ("fslog", "freeswitch.log")):
+        for fmt, name in (("csv", "t.csv"), ("fslog", "freeswitch.log"), ("cdr", "Master.csv")):
             subprocess.run([sys.executable, script, "--format", fmt, "-o", str(tmp_path / name)],
                            check=True, capture_output=True, env=dict(os.environ, TZ="UTC"))
         as_json = [e for e in Trace(command.BUNDLED_TRACE).read()]
         as_csv = [e for e in Trace(str(tmp_path / "t.csv")).read()]
         as_log = [e for e in Trace(str(tmp_path / "freeswitch.log")).read()]
+        cdr = Trace(str(tmp_path / "Master.csv"))
+        as_cdr = list(cdr.read())
         assert as_csv == as_json
-        assert [e[1:5] for e in as_log] == [e[1:5] for e in as_json]
-        assert all(abs(a[0] - b[0]) < 0.001 for a, b in zip(as_log, as_json))
+        attempts = [e for e in as_log if e[1] != END]
+        assert [e[1:5] for e in attempts] == [e[1:5] for e in as_json]
+        assert all(abs(a[0] - b[0]) < 0.001 for a, b in zip(attempts, as_json))
+        # every call of the log ends, at its start plus its duration
+        calls = {e[8]: e[0] for e in attempts}
+        assert {e[8]: round(e[0] - calls[e[8]]) for e in as_log if e[1] == END} == {
+            e[8]: round(j[9]) for e, j in zip(attempts, as_json) if e[1] == CALL}
+        # the CDR: calls only (a register failure has no channel), whole seconds, the user id as accountcode
+        assert cdr.format == "cdr" and cdr.bad == 0
+        assert sorted((int(e[0]), e[3], e[4], e[7], e[9]) for e in as_cdr) == sorted(
+            (int(e[0]), e[3], e[4], e[7] and e[7].split("@")[0], e[9]) for e in as_json if e[1] == CALL)

@@ -6,6 +6,10 @@ Each call is decided by the screen's own code: ``Config.rules_for(context)`` and
 ``banlog.line`` and ``offence.call_fields``/``registration_fields`` with the trace's time. A register failure is an offence with
 reason ``register_failure`` under the top-level rules, as the register-failure hook has it.
 
+A call the rules accept then meets the configuration's fraud limits on the trace's own
+clock (``fs_guard.offline.replay_limits``); one a limit rejects is an offence with reason
+``limit``, its ban line ``offence.limit_fields``' (when the limit's ``ban`` allows one).
+
 fail2ban is then simulated per address on the offences that got a ban line (that is
 all fail2ban sees), in time order whatever the order of the input:
 
@@ -36,10 +40,12 @@ from fs_guard.fsconf import bundle
 
 from fs_guard.runtime import offence
 from fs_guard.runtime.banlog import line
-from fs_guard.runtime.offence import call_fields, registration_fields
+from fs_guard.runtime.limits import LIMIT, Limit
+from fs_guard.runtime.offence import call_fields, limit_fields, registration_fields
 from fs_guard.runtime.config import Config, Network
 from fs_guard.runtime.rules import REGISTER_FAILURE, CallFacts, Rules, decide
-from fs_guard.offline.traces import Event, Failure, Trace
+from fs_guard.offline.replay_limits import LimitReplay, LimitsReport
+from fs_guard.offline.traces import END, Event, Failure, Trace
 
 JAIL_SECTION = "fs-guard"
 JAIL_FILE = "jail.d/fs-guard.conf"
@@ -201,6 +207,7 @@ class Report:
     bans: Tuple[Ban, ...]
     stopped: int  # attempts from banned addresses, dropped at the firewall
     ignored_by_jail: Tuple[str, ...]  # addresses that reached maxretry but are in ignoreip
+    limits: Optional[LimitsReport] = None  # None: the configuration has no limits
 
     @property
     def events(self) -> int:
@@ -226,6 +233,11 @@ class Replay:
         self._attempts: Dict[str, Tuple[array, bytearray]] = {}  # address text -> (times, counted by fail2ban)
         # (address text, reason, context or None for a register failure) -> offences
         self._tally: Dict[Tuple[str, str, Optional[str]], int] = {}
+        # Calls a limit rejected: (address text, context, ban outcome) -> calls; and the ban
+        # outcome of (address as given, context, the limit's ban)
+        self._limited: Dict[Tuple[str, str, str], int] = {}
+        self._limit_outcomes: Dict[Tuple[Optional[str], str, bool], str] = {}
+        self.limits = LimitReplay(config) if config.limits else None
         self.calls = self.accepted = self.register_failures = 0
         self._first = math.inf
         self._last = -math.inf
@@ -235,14 +247,23 @@ class Replay:
         return self.calls + self.register_failures
 
     def feed(self, events: Iterable[Event]) -> None:
-        """Decide each event. The hot loop of replay: it caches what it can and counts in one dict."""
+        """Decide each event. The hot loop of replay: it caches what it can and counts in one dict.
+
+        With limits, ``events`` must come in time order (``replay_files`` merges files).
+        """
         write = self._ban_log.write if self._ban_log is not None else None
         decisions, sources, tally = self._decisions, self._sources, self._tally
         new_source, decide_call, base = self._new_source, self._decide, self.config.base
+        limits = self.limits
+        check = limits.check if limits is not None else None
         calls = accepted = failures = 0
         first, last = self._first, self._last
         try:
-            for when, kind, ip, context, number, ua, failure in events:
+            for when, kind, ip, context, number, ua, failure, account, call_id, duration in events:
+                if kind is END:
+                    if limits is not None:
+                        limits.end(call_id)
+                    continue
                 if when < first:
                     first = when
                 if when > last:
@@ -258,10 +279,21 @@ class Replay:
                         source = new_source(ip, context, rules)
                     text, banned, add_time, add_flag = source
                     if reason is None:
-                        accepted += 1
+                        limit = None if check is None else check(when, context, rules, number,
+                                                                 text if add_time is not None else None,
+                                                                 account, call_id, duration)
+                        if limit is None:
+                            accepted += 1
+                            if add_time is not None:
+                                add_time(when)
+                                add_flag(0)
+                            continue
+                        banned = self._limit_offence(text, ip, context, rules, limit)
                         if add_time is not None:
                             add_time(when)
-                            add_flag(0)
+                            add_flag(banned)
+                        if banned and write is not None:
+                            write(line(text, LIMIT, limit_fields(limit.name, context, number, ua), now=when) + "\n")
                         continue
                     key: Tuple[str, str, Optional[str]] = (text, reason, context)
                 else:
@@ -283,6 +315,16 @@ class Replay:
             self.accepted += accepted
             self.register_failures += failures
             self._first, self._last = first, last
+
+    def _limit_offence(self, text: str, ip: Optional[str], context: str, rules: Rules, limit: Limit) -> bool:
+        """Count a call a limit rejected; whether it gets a ban line (the limit's ``ban`` decides too)."""
+        outcome = self._limit_outcomes.get((ip, context, limit.ban))
+        if outcome is None:
+            outcome = offence.ban_outcome(self.config, rules, offence.ban_address(ip), ban=limit.ban)
+            self._limit_outcomes[(ip, context, limit.ban)] = outcome
+        key = (text, context, outcome)
+        self._limited[key] = self._limited.get(key, 0) + 1
+        return outcome == offence.BANNED
 
     def _new_source(self, ip: Optional[str], context: Optional[str], rules: Rules) -> Tuple[str, bool, Any, Any]:
         """What an address gets in a context: its text, its ban outcome, where its attempts go."""
@@ -313,8 +355,10 @@ class Replay:
         by_outcome: Counter = Counter()
         by_address: Dict[str, Counter] = {}
         monitored = 0
-        for (text, reason, scope), count in self._tally.items():
-            outcome = self._outcomes[(text, scope)]
+        offences = [(text, reason, scope, self._outcomes[(text, scope)], count)
+                    for (text, reason, scope), count in self._tally.items()]
+        offences += [(text, LIMIT, context, outcome, count) for (text, context, outcome), count in self._limited.items()]
+        for text, reason, scope, outcome, count in offences:
             by_reason[reason] += count
             by_outcome[outcome] += count
             by_address.setdefault(text, Counter())[reason] += count
@@ -361,6 +405,7 @@ class Replay:
             bans=tuple(bans),
             stopped=sum(stopped.values()),
             ignored_by_jail=tuple(sorted(ignored)),
+            limits=self.limits.report() if self.limits is not None else None,
         )
 
 

@@ -1,16 +1,20 @@
-"""Readers for ``fs-guard replay``: JSON Lines, CSV and FreeSWITCH's own log, gzip or not.
+"""Readers for ``fs-guard replay``: JSON Lines, CSV, FreeSWITCH's own log and its CDR CSV, gzip or not.
 
 Every reader turns a file into events, plain tuples for speed::
 
-    (time, kind, ip, context, number, user_agent, failure)
+    (time, kind, ip, context, number, user_agent, failure, account, call_id, duration)
 
-``time`` is seconds since the epoch; ``kind`` is ``call`` or ``register_failure``. For a
-call, ``number`` is the dialled number and ``failure`` is None; for a register failure,
-``number`` is the user it tried, ``context`` is empty (sofia's events have none) and
-``failure`` is ``(profile, host, type)`` as the register-failure event carries them. A
-line that cannot be read is counted with its number and skipped, never fatal.
+``time`` is seconds since the epoch; ``kind`` is ``call``, ``register_failure`` or ``end``.
+For a call, ``number`` is the dialled number and ``failure`` is None; ``account`` is the
+authenticated ``user@domain`` (None: not authenticated or not known), ``call_id`` its uuid
+(None: not known) and ``duration`` the seconds from its start to its hang-up (None: not
+known; ``UNTIL_HANGUP``: an ``end`` event with its uuid will say). For a register
+failure, ``number`` is the user it tried, ``context`` is empty (sofia's events have none)
+and ``failure`` is ``(profile, host, type)`` as the register-failure event carries them.
+An ``end`` event is a call's hang-up: only its time and ``call_id`` are set. A line that
+cannot be read is counted with its number and skipped, never fatal.
 
-FreeSWITCH's log (``freeswitch.log``, as mod_logfile writes it) is read from three lines:
+FreeSWITCH's log (``freeswitch.log``, as mod_logfile writes it) is read from four lines:
 
 - sofia.c ``CHANNEL receiving invite from ADDR:PORT version: ...``: the socket address
   of a new inbound INVITE (INFO since 1.10.12, DEBUG before; both are in the log at the
@@ -21,17 +25,21 @@ FreeSWITCH's log (``freeswitch.log``, as mod_logfile writes it) is read from thr
 - sofia_reg.c ``SIP auth failure (REGISTER|INVITE) on sofia profile 'P' for [USER@HOST]
   from ip ADDR``, written with ``log-auth-failures=true`` (a 403: wrong password or
   unknown user), the same lines fail2ban's stock freeswitch filter counts. "SIP auth
-  challenge" lines (a normal 401) are not failures and are not read.
+  challenge" lines (a normal 401) are not failures and are not read;
+- switch_channel.c ``Hangup CHANNEL [CS_STATE] [CAUSE]`` (logged once per channel, at
+  NOTICE, with the file and line of whatever hung it up): a call's end, by its uuid.
 
-FreeSWITCH writes no User-Agent for a call at the default log level, so the
-``scanner_user_agent`` rule cannot fire on a replayed log. Its timestamps carry no zone:
-they are read in this machine's local time zone (as fail2ban reads them).
+FreeSWITCH writes no User-Agent and no account for a call at the default log level, so
+the ``scanner_user_agent`` rule cannot fire on a replayed log and account limits count
+nothing on it. Its timestamps carry no zone: they are read in this machine's local time
+zone (as fail2ban reads them); so are a CDR's.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import heapq
 import io
 import json
 import math
@@ -44,18 +52,26 @@ from datetime import datetime, timezone
 from itertools import chain
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
+from fs_guard.offline import cdr
+
 CALL = "call"
 REGISTER_FAILURE = "register_failure"
+END = "end"
+#: A call's ``duration`` when its end comes later as an ``end`` event (a freeswitch.log).
+UNTIL_HANGUP = math.inf
 
 JSONL = "jsonl"
 CSV = "csv"
 FSLOG = "fslog"
-FORMATS = (JSONL, CSV, FSLOG)
+CDR = "cdr"
+FORMATS = (JSONL, CSV, FSLOG, CDR)
 
-#: Trace fields; also the CSV column order when a file has no header row (the last four
-#: may then be left out). ``user``, ``profile``, ``host`` and ``type`` are read only for
-#: register failures; ``context`` and ``number`` only for calls.
-FIELDS = ("time", "kind", "ip", "context", "number", "ua", "user", "profile", "host", "type")
+#: Trace fields; also the CSV column order when a file has no header row (from ``user``
+#: on they may then be left out). ``user``, ``profile``, ``host`` and ``type`` are read only
+#: for register failures; ``context``, ``number``, ``account``, ``uuid`` and ``duration``
+#: only for calls.
+FIELDS = ("time", "kind", "ip", "context", "number", "ua", "user", "profile", "host", "type",
+          "account", "uuid", "duration")
 _REQUIRED_CELLS = 6
 #: Bad lines kept with their text per file; the rest are only counted.
 MAX_BAD_SHOWN = 20
@@ -65,7 +81,8 @@ EMPTY = "empty"
 PROGRESS_EVERY = 1 << 16
 
 Failure = Tuple[Optional[str], Optional[str], Optional[str]]
-Event = Tuple[float, str, Optional[str], str, Optional[str], Optional[str], Optional[Failure]]
+Event = Tuple[float, str, Optional[str], str, Optional[str], Optional[str], Optional[Failure],
+              Optional[str], Optional[str], Optional[float]]
 
 _EXTENSIONS = {".jsonl": JSONL, ".ndjson": JSONL, ".json": JSONL, ".csv": CSV, ".log": FSLOG}
 _FS_PREFIX = re.compile(
@@ -73,8 +90,13 @@ _FS_PREFIX = re.compile(
     r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(\.\d+)? (?:\d+(?:\.\d+)?% )?\[[A-Z0-9]+\] (\S+) "
 )
 _AUTH_FAILURE = re.compile(r"SIP auth failure \((\w+)\) on sofia profile '([^']*)' for \[(.*)\]")
+_HANGUP = re.compile(r"Hangup \S.* \[CS_[A-Z_]+\] \[[A-Z0-9_]+\]")
 #: Invite lines waiting for their dialplan line; the oldest half is dropped past this.
 _PENDING_MAX = 100_000
+#: A CDR file is in the order calls ended; its calls are put back in the order they started,
+#: holding those that started less than this many seconds before the latest end. A call
+#: longer than this may come out of time order (replay counts it).
+CDR_REORDER = 4 * 3600.0
 
 
 class TraceError(ValueError):
@@ -135,6 +157,25 @@ def _finite(value: Any) -> float:
     return seconds
 
 
+def parse_duration(value: Any) -> Optional[float]:
+    """A call's duration: seconds, 0 or more (a number or numeric text); None when absent."""
+    if value is None:
+        return None
+    kind = type(value)
+    if kind is str:
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = math.nan
+    elif kind is int or kind is float:
+        seconds = value
+    else:
+        raise TraceError(f"duration must be seconds, not {_json_type(value)}")
+    if not 0 <= seconds < math.inf:
+        raise TraceError(f"duration {str(value)[:40]!r} is not seconds (a number, 0 or more)")
+    return seconds
+
+
 def _json_type(value: Any) -> str:
     return {dict: "an object", list: "a list", bool: "true/false", type(None): "null"}.get(type(value), type(value).__name__)
 
@@ -146,9 +187,12 @@ def _text(raw: io.BufferedReader) -> io.TextIOWrapper:
 
 
 def detect_format(path: str, first_line: str) -> str:
-    """By extension (``.gz`` stripped) when it says, else by the first non-blank line."""
+    """By extension (``.gz`` stripped) when it says, else by the first non-blank line; a
+    CDR (``Master.csv``, ``Master.csv.2026-11-28-10-00-00``) by its first line whatever its name."""
     name = path[:-3] if path.endswith(".gz") else path
     known = _EXTENSIONS.get(os.path.splitext(name)[1].lower())
+    if known in (None, CSV) and cdr.looks_like(first_line):
+        return CDR
     if known:
         return known
     text = first_line.lstrip("\ufeff \t")
@@ -212,7 +256,7 @@ class Trace:
             lines: Iterator[str] = chain(head, text)
             if self._progress is not None:
                 lines = self._reporting(lines)
-            reader = {JSONL: self._jsonl, CSV: self._csv, FSLOG: self._fslog}[self.format]
+            reader = {JSONL: self._jsonl, CSV: self._csv, FSLOG: self._fslog, CDR: self._cdr}[self.format]
             try:
                 yield from reader(lines)
             except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
@@ -240,6 +284,7 @@ class Trace:
         """One JSON object per line; a well-formed call takes the inline path (the common case)."""
         decode = json.JSONDecoder().raw_decode  # json.loads without its two whitespace scans
         when_of = parse_time
+        infinity = math.inf
         number = events = 0
         try:
             for number, line in enumerate(lines, 1):
@@ -250,10 +295,15 @@ class Trace:
                     get = record.get
                     kind, when = get("kind"), get("time")
                     ip, context, dialled, ua = get("ip"), get("context", ""), get("number"), get("ua")
+                    account, call_id, duration = get("account"), get("uuid"), get("duration")
                     if (kind is None and when is not None and (ip is None or type(ip) is str)
                             and type(context) is str and (dialled is None or type(dialled) is str)
-                            and (ua is None or type(ua) is str)):
-                        event: Event = (when_of(when), CALL, ip, context, dialled, ua, None)
+                            and (ua is None or type(ua) is str) and (account is None or type(account) is str)
+                            and (call_id is None or type(call_id) is str)
+                            and (duration is None or (type(duration) is int or type(duration) is float)
+                                 and 0 <= duration < infinity)):
+                        event: Event = (when_of(when), CALL, ip, context, dialled, ua, None, account or None,
+                                        call_id or None, duration)
                     else:
                         event = _record(get)
                 except ValueError:
@@ -292,6 +342,7 @@ class Trace:
                     columns = names if "time" in names and set(names) <= set(FIELDS) else FIELDS
                     at = {name: columns.index(name) if name in columns else -1 for name in FIELDS}
                     time_at, kind_at, ip_at, context_at, number_at, ua_at = (at[name] for name in FIELDS[:6])
+                    account_at, uuid_at, duration_at = at["account"], at["uuid"], at["duration"]
                     fewest = len(columns) if columns is names else _REQUIRED_CELLS
                     if columns is names:
                         continue
@@ -305,8 +356,10 @@ class Trace:
                 try:
                     kind = row[kind_at]
                     if not kind or kind == CALL:
+                        seconds = row[duration_at]
                         event: Event = (parse_time(row[time_at]), CALL, row[ip_at] or None, row[context_at],
-                                        row[number_at], row[ua_at] or None, None)
+                                        row[number_at], row[ua_at] or None, None, row[account_at] or None,
+                                        row[uuid_at] or None, parse_duration(seconds) if seconds else None)
                     else:
                         event = _record(dict(zip(columns, row)).get, empty_is_none=True)
                 except ValueError as exc:
@@ -321,7 +374,7 @@ class Trace:
 
     def _fslog(self, lines: Iterable[str]) -> Iterator[Event]:
         invites: Dict[str, Optional[str]] = {}  # call uuid ("" without uuids) -> source address
-        stamps: Dict[str, float] = {}
+        local = _LocalTime()
         prefix = _FS_PREFIX.search
         number = events = 0
         try:
@@ -332,6 +385,8 @@ class Trace:
                     source = "mod_dialplan_xml.c:"
                 elif "SIP auth failure (" in line:
                     source = "sofia_reg.c:"
+                elif " Hangup " in line:
+                    source = ""  # switch_channel.c's line, with the file and line of whoever hung up
                 else:
                     continue
                 match = prefix(line)
@@ -339,12 +394,10 @@ class Trace:
                     continue  # not a line FreeSWITCH wrote for a call (a SIP trace, another module)
                 uuid, seconds, fraction, _ = match.groups()
                 message = line[match.end():].rstrip("\r\n")
+                if not source and (uuid is None or not _HANGUP.fullmatch(message)):
+                    continue  # a hang-up says which call ended by its uuid alone
                 try:
-                    when = stamps.get(seconds)
-                    if when is None:
-                        if len(stamps) >= 4096:
-                            stamps.clear()
-                        when = stamps[seconds] = _local_seconds(seconds)
+                    when = local(seconds)
                     if fraction:
                         when += float(fraction)
                     if source == "sofia.c:":
@@ -353,12 +406,16 @@ class Trace:
                                 del invites[key]
                         invites[uuid or ""] = _invite_source(message)
                         continue
+                    if not source:
+                        yield when, END, None, "", None, None, None, None, uuid, None
+                        continue
                     if source == "mod_dialplan_xml.c:":
                         context, dialled = _dialplan_hunt(message)
-                        event: Event = (when, CALL, invites.get(uuid or ""), context, dialled, None, None)
+                        event: Event = (when, CALL, invites.get(uuid or ""), context, dialled, None, None, None,
+                                        uuid, UNTIL_HANGUP if uuid else None)
                     else:
                         address, user, failure = _auth_failure(message)
-                        event = (when, REGISTER_FAILURE, address, "", user, None, failure)
+                        event = (when, REGISTER_FAILURE, address, "", user, None, failure, None, None, None)
                 except ValueError as exc:
                     self._bad(number, _message(exc))
                     continue
@@ -368,6 +425,65 @@ class Trace:
             self.lines, self.events = number, events
 
 
+    # -- FreeSWITCH's CDR CSV ---------------------------------------------------------------
+
+    def _cdr(self, lines: Iterable[str]) -> Iterator[Event]:
+        """mod_cdr_csv's lines (``fs_guard.offline.cdr``), written as calls end, yielded in the
+        order they started (see CDR_REORDER)."""
+        pending: List[Tuple[float, int, Event]] = []  # a heap by start time
+        push, pop, split, local = heapq.heappush, heapq.heappop, cdr.split, _LocalTime()
+        horizon = CDR_REORDER
+        number = events = 0
+        try:
+            for number, line in enumerate(lines, 1):
+                try:
+                    dialled, context, started, ended, seconds, call_id, account = split(line)
+                    start = local(started)
+                    if seconds.isdigit():  # whole seconds, as FreeSWITCH writes them
+                        duration: Optional[float] = int(seconds)
+                        end = start + duration  # type: ignore[operator]
+                    elif seconds:
+                        duration = parse_duration(seconds)
+                        end = start + duration  # type: ignore[operator]
+                    else:
+                        end = local(ended)
+                        duration = max(end - start, 0.0)
+                except ValueError as exc:
+                    if line.strip():
+                        self._bad(number, _message(exc))
+                    continue
+                push(pending, (start, number, (start, CALL, None, context, dialled, None, None, account or None,
+                                               call_id or None, duration)))
+                events += 1
+                while pending[0][0] <= end - horizon:
+                    yield pop(pending)[2]
+            while pending:
+                yield pop(pending)[2]
+        finally:
+            self.lines, self.events = number, events
+
+
+class _LocalTime:
+    """FreeSWITCH's ``YYYY-MM-DD HH:MM:SS`` local stamps as epoch seconds: one mktime a minute."""
+
+    def __init__(self) -> None:
+        self._minutes: Dict[str, float] = {}
+
+    def __call__(self, stamp: str) -> float:
+        minute, second = stamp[:16], stamp[17:]
+        if len(stamp) != 19 or stamp[16] != ":" or not second.isdigit() or second > "59":
+            raise TraceError(f"bad timestamp {stamp[:40]!r}")
+        base = self._minutes.get(minute)
+        if base is None:
+            if len(self._minutes) >= 4096:
+                self._minutes.clear()
+            try:
+                base = self._minutes[minute] = _local_seconds(minute + ":00")
+            except TraceError:
+                raise TraceError(f"bad timestamp {stamp!r}") from None
+        return base + int(second)
+
+
 def _record(read: Callable[[str], Any], empty_is_none: bool = False) -> Event:
     """One trace record (``read`` gets its fields) as an event; raises TraceError naming what is wrong."""
     get = (lambda name: read(name) or None) if empty_is_none else read
@@ -375,16 +491,17 @@ def _record(read: Callable[[str], Any], empty_is_none: bool = False) -> Event:
     if when is None:
         raise TraceError("missing time")
     if kind is None or kind == CALL:
-        context, number = get("context"), get("number")
+        context, number, account, call_id = get("context"), get("number"), get("account"), get("uuid")
         if context is None:
             context = ""
-        _check_text(ip, context, number, ua)
-        return parse_time(when), CALL, ip, context, number, ua, None
+        _check_text(ip, context, number, ua, account, call_id)
+        return (parse_time(when), CALL, ip, context, number, ua, None, account or None, call_id or None,
+                parse_duration(get("duration")))
     if kind != REGISTER_FAILURE:
         raise TraceError(f"kind must be call or register_failure, not {str(kind)[:40]!r}")
     user, failure = get("user"), (get("profile"), get("host"), get("type"))
     _check_text(ip, "", user, ua, *failure)
-    return parse_time(when), REGISTER_FAILURE, ip, "", user, ua, failure
+    return parse_time(when), REGISTER_FAILURE, ip, "", user, ua, failure, None, None, None
 
 
 def _loaded(line: str) -> Event:

@@ -1,8 +1,9 @@
 """``fs-guard replay`` and ``fs-guard demo``: what fs-guard and fail2ban would have done.
 
-``replay FILE...`` reads traces (JSON Lines, CSV, FreeSWITCH's log; gzip or not) and
-decides them with the configuration the screen would use; ``replay`` without a file, or
-``demo``, replays the bundled attack trace on the built-in defaults (or ``--config``).
+``replay FILE...`` reads traces (JSON Lines, CSV, FreeSWITCH's log or CDR CSV; gzip or
+not) and decides them with the configuration the screen would use, its fraud limits
+included; ``replay`` without a file, or ``demo``, replays the bundled attack trace on the
+bundled demo configuration (or ``--config``).
 """
 
 from __future__ import annotations
@@ -10,33 +11,48 @@ from __future__ import annotations
 import argparse
 import errno
 import gc
+import heapq
 import json
 import math
 import os
 import sys
 import time
+from operator import itemgetter
 from typing import Any, Dict, List, Optional, Sequence, TextIO
 
 from fs_guard.offline import replay, traces
 
 from fs_guard.runtime import offence
+from fs_guard.runtime.limits import CONCURRENT, CRITICAL, WARNING, Limit, Threshold
 from fs_guard.offline.cli.check import load_or_report
-from fs_guard.runtime.config import Config, default_config
+from fs_guard.runtime.config import Config
 from fs_guard.offline.replay import FileSummary, Jail, JailError, Replay, Report
+from fs_guard.offline.replay_limits import SLACK, LimitsReport, MetricPeaks
 
-BUNDLED_TRACE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                             "data", "attack-trace.jsonl.gz")
+DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "data")
+BUNDLED_TRACE = os.path.join(DATA, "attack-trace.jsonl.gz")
+#: The shipped configuration as an office that calls abroad sets it, with the shipped limits.
+DEMO_CONFIG = os.path.join(DATA, "demo.json")
 #: Bans and bad lines listed in the text report; --json lists every ban.
 SHOWN = 30
+#: Keys listed per limit and metric in the text report (--json lists more).
+PEAKS_SHOWN = 3
 #: Exit status when an input file held no trace (2 is usage, a missing file, a bad configuration).
 NOT_A_TRACE = 3
 EPILOG = """\
 formats (by extension, .gz stripped: .jsonl .ndjson .json, .csv, .log; else by the
-first line; --format to choose):
+first line; a CDR by its first line whatever the name; --format to choose):
   jsonl  one JSON object per line: time, kind, ip, context, number, ua, user, profile,
-         host, type (time required; kind is call or register_failure)
+         host, type, account, uuid, duration (time required; kind is call or
+         register_failure)
   csv    the same fields as columns, named by a header row (else in that order)
-  fslog  FreeSWITCH's freeswitch.log: its invite, dialplan and SIP auth failure lines
+  fslog  FreeSWITCH's freeswitch.log: its invite, dialplan, SIP auth failure and
+         Hangup lines
+  cdr    mod_cdr_csv's Master.csv, templates "example" (15 fields) or "default" (13):
+         no source address; the accountcode is the account
+
+Fraud limits (the configuration's "limits") are applied on the traces' own times; several
+files are merged in time order for them.
 
 A file is not a trace when it is empty or holds no call or registration attempt; a
 jsonl or csv file also when it has more bad lines than attempts (a freeswitch.log's
@@ -52,13 +68,18 @@ def register(sub: "argparse._SubParsersAction") -> None:
                             description="What fs-guard and fail2ban would have done to recorded calls.",
                             epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="*", metavar="FILE",
-                        help="traces: JSON Lines, CSV or freeswitch.log, optionally gzipped "
-                             "(default: the bundled attack trace on the built-in defaults)")
+                        help="traces: JSON Lines, CSV, freeswitch.log or CDR CSV, optionally gzipped "
+                             "(default: the bundled attack trace on the bundled demo configuration)")
     parser.add_argument("--format", choices=traces.FORMATS, help="the files' format (default: detected)")
     _common(parser)
     parser.set_defaults(run=run_replay)
 
-    demo = sub.add_parser("demo", help="replay the bundled attack trace on the built-in defaults")
+    demo = sub.add_parser("demo", help="replay the bundled attack trace on the bundled demo configuration",
+                          description="Replay the bundled attack trace (a day of an office's calls, scanners, "
+                                      "password guessing and a stolen account calling premium numbers) on "
+                                      "the bundled demo configuration: the shipped fs_guard.json with its "
+                                      "fraud limits, as an office that calls abroad sets it "
+                                      "(fs_guard/data/demo.json).")
     _common(demo)
     demo.set_defaults(run=run_replay, files=[], format=None)
 
@@ -66,7 +87,7 @@ def register(sub: "argparse._SubParsersAction") -> None:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="PATH",
                         help="fs-guard configuration (default: the one the screen would use; "
-                             "for the bundled trace, the built-in defaults)")
+                             "for the bundled trace, the bundled demo configuration)")
     parser.add_argument("--jail", metavar="PATH",
                         help="fail2ban jail with an [fs-guard] section (default: the shipped jail)")
     parser.add_argument("--ban-log", dest="ban_log", metavar="PATH",
@@ -155,9 +176,9 @@ def _refusal(f: FileSummary) -> str:
 
 
 def _config(path: Optional[str], bundled: bool) -> Optional[Config]:
-    """The screen's configuration; for the bundled trace, --config or the built-in defaults."""
+    """The screen's configuration; for the bundled trace, --config or the demo configuration."""
     if bundled and path is None:
-        return default_config()
+        return load_or_report(DEMO_CONFIG)
     return load_or_report(path)
 
 
@@ -167,20 +188,24 @@ def _same_file(a: str, b: str) -> bool:
 
 def replay_files(files: Sequence[str], fmt: Optional[str], config: Config, jail: Jail,
                  ban_log: Optional[str], top: int = 10) -> Report:
-    """Replay ``files`` in order; progress on stderr when it is a terminal."""
+    """Replay ``files``: one after the other, or, when the configuration has limits (they
+    need time order), merged by time. Progress on stderr when it is a terminal."""
     progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
     out: Optional[TextIO] = open(ban_log, "w", encoding="ascii", newline="\n") if ban_log else None
     collecting = gc.isenabled()
     gc.disable()  # the hot loop makes no reference cycles; scanning its caches costs a fifth of the time
     try:
         engine = Replay(config, jail, out)
-        read: List[traces.Trace] = []
-        for path in files:
-            trace = traces.Trace(path, fmt, progress)
-            engine.feed(trace.read())
-            read.append(trace)
+        read = [traces.Trace(path, fmt, progress) for path in files]
+        if engine.limits is not None and len(read) > 1:
+            engine.feed(heapq.merge(*(trace.read() for trace in read), key=itemgetter(0)))
             if progress is not None:
                 progress.done()
+        else:
+            for trace in read:
+                engine.feed(trace.read())
+                if progress is not None:
+                    progress.done()
         return engine.report(read, top)
     finally:
         if collecting:
@@ -267,6 +292,34 @@ def report_json(report: Report) -> Dict[str, Any]:
         "banned_addresses": len({b.address for b in report.bans}),
         "stopped_by_firewall": report.stopped,
         "not_banned_ignoreip": list(report.ignored_by_jail),
+        "limits": _limits_json(report.limits) if report.limits is not None else None,
+    }
+
+
+def _limits_json(report: LimitsReport) -> Dict[str, Any]:
+    return {
+        "screened": report.screened,
+        "rejected": report.rejected,
+        "with_end": report.with_end,
+        "without_end": report.without_end,
+        "with_account": report.with_account,
+        "with_address": report.with_address,
+        "out_of_order": report.out_of_order,
+        "evicted_keys": report.evicted,
+        "limits": [
+            {"name": s.limit.name, "by": s.limit.by, "action": s.limit.action, "description": s.limit.describe(),
+             "hits": {WARNING: s.warning, CRITICAL: s.critical},
+             "rejected": s.rejected, "blocked_calls": s.blocked_calls, "alerted": s.alerted,
+             "blocks": [{"identity": b.identity, "key": b.key, "at": iso(b.at), "until": iso(b.until)}
+                        for b in s.blocks],
+             "critical_keys": [{"key": k.key, "first": iso(k.first), "peak": _pairs(k.peak)} for k in s.critical_keys],
+             "critical_key_count": s.critical_key_count,
+             "peaks": {p.metric: {WARNING: p.threshold.warning, CRITICAL: p.threshold.critical,
+                                  "highest": p.highest, "cap": p.cap,
+                                  "top": [{"key": key, "count": count} for key, count in p.top]}
+                       for p in s.peaks}}
+            for s in report.limits
+        ],
     }
 
 
@@ -314,6 +367,8 @@ def render(report: Report) -> str:
         lines.append("fail2ban would ban no address.")
     if report.ignored_by_jail:
         lines.append(f"not banned (in the jail's ignoreip): {', '.join(report.ignored_by_jail)}")
+    if report.limits is not None:
+        _limits_text(lines, report.limits)
     if report.bad:
         lines += ["", f"bad lines: {report.bad:,} (skipped)"]
         for f in report.files:
@@ -322,6 +377,76 @@ def render(report: Report) -> str:
             if f.bad > len(f.bad_lines):
                 lines.append(f"  {f.path}: ... and {f.bad - len(f.bad_lines):,} more")
     return "\n".join(lines) + "\n"
+
+
+def _limits_text(lines: List[str], report: LimitsReport) -> None:
+    lines += ["", f"fraud limits, on the traces' own times: {report.screened:,} calls screened (those the rules "
+                  f"accepted), {report.rejected:,} rejected",
+              f"  {'limit':<30} {'action':<7} {'warning':>8} {'critical':>8} {'rejected':>8} {'alerted':>8}"]
+    for s in report.limits:
+        lines.append(f"  {s.limit.name:<30} {s.limit.action:<7} {s.warning:>8,} {s.critical:>8,} {s.rejected:>8,} "
+                     f"{s.alerted:>8,}")
+    for note in _limit_notes(report):
+        lines.append(f"  {note}")
+    critical = [(s, key) for s in report.limits for key in s.critical_keys]
+    if critical:
+        lines += ["", "keys that hit critical (first hit, peak):"]
+        for s, key in critical[:SHOWN]:
+            caps = {peaks.metric: peaks.cap for peaks in s.peaks}
+            peak = ", ".join(f"{metric} {_peak(count, caps.get(metric))}" for metric, count in key.peak)
+            lines.append(f"  {s.limit.name:<30} {key.key:<28} {iso(key.first)}  {peak}")
+        more = sum(s.critical_key_count for s in report.limits) - min(len(critical), SHOWN)
+        if more:
+            lines.append(f"  ... and {more:,} more (--json lists them)")
+    blocks = [(s.limit.name, block) for s in report.limits for block in s.blocks]
+    if blocks:
+        lines += ["", "blocks:"]
+        for name, block in blocks[:SHOWN]:
+            lines.append(f"  {name:<30} {block.identity:<28} {iso(block.at)} until {iso(block.until)}")
+        if len(blocks) > SHOWN:
+            lines.append(f"  ... and {len(blocks) - SHOWN:,} more (--json lists them all)")
+    lines += ["", "peaks, to pick thresholds (each key's highest count, the call included; N+: at least N):"]
+    for s in report.limits:
+        for peaks in s.peaks:
+            top = ", ".join(f"{key} {_peak(count, peaks.cap)}{_level(peaks.threshold, count)}"
+                            for key, count in peaks.top[:PEAKS_SHOWN])
+            lines.append(f"  {s.limit.name:<30} {_metric(s.limit, peaks):<37} {top or '-'}")
+
+
+def _limit_notes(report: LimitsReport) -> List[str]:
+    """What the limits could not see in these traces."""
+    notes = []
+    if report.has_concurrency and report.without_end:
+        notes.append(f"{report.without_end:,} calls had no known end (no duration; no uuid in a freeswitch.log): "
+                     "not counted toward concurrent calls")
+    if report.screened and not report.with_account and any(s.limit.by != "source_ip" for s in report.limits):
+        notes.append("no call had an account (a freeswitch.log names none): account limits counted nothing")
+    if report.screened and not report.with_address and any(s.limit.by == "source_ip" for s in report.limits):
+        notes.append("no call had a source address (a CDR has none): source_ip limits counted nothing")
+    if report.out_of_order:
+        notes.append(f"{report.out_of_order:,} calls came more than {SLACK:g} s after a later one (input out of "
+                     "time order): each was decided at its own time, counts around it are approximate")
+    if report.evicted:
+        notes.append(f"{report.evicted:,} keys were forgotten past limit_settings.max_keys (least recently seen first)")
+    return notes
+
+
+def _metric(limit: Limit, peaks: MetricPeaks) -> str:
+    """``calls in 60 s > 10/20``: the metric and its warning/critical thresholds."""
+    what = "concurrent" if peaks.metric == CONCURRENT else f"{peaks.metric} in {limit.window:g} s"
+    values = "/".join("-" if value is None else str(value) for value in (peaks.threshold.warning,
+                                                                           peaks.threshold.critical))
+    return f"{what} > {values}"
+
+
+def _peak(count: int, cap: Optional[int]) -> str:
+    """A peak; ``N+`` at the cap, where the tally stops counting."""
+    return f"{count:,}+" if count == cap else f"{count:,}"
+
+
+def _level(threshold: Threshold, count: int) -> str:
+    level = threshold.level(count)
+    return f" ({level})" if level else ""
 
 
 def _table(lines: List[str], title: str, rows: Sequence[Any]) -> None:
