@@ -13,11 +13,12 @@
 --       7 enforce "1"/"0", 8 ",LIMIT:BY,..." (a block of any other limit is stale),
 --       9 concurrency slot lifetime, 10..12 a block the node holds and Redis may not have:
 --       identity index (0 = none), time left, "LIMIT|BY|KEY";
---       then per check, 13 values: window, calls top, calls critical, distinct top,
---       distinct critical, concurrent top, concurrent critical (top -1 = not counted,
---       critical -1 = never rejects), block_for (0 = none), identity index of its block,
---       "LIMIT|BY|KEY", then the node's own counts of calls, distinct, concurrent
---       (floors: a count is never below what the node itself has seen).
+--       then per check two: 12 integers joined by commas (window; calls top, critical;
+--       distinct top, critical; concurrent top, critical (top -1 = not counted, critical
+--       -1 = never rejects); block_for (0 = none); identity index of its block; the node's
+--       own counts of calls, distinct, concurrent: floors, a count is never below what the
+--       node itself has seen), and "LIMIT|BY|KEY". (One string, not twelve: redis-py spends
+--       about half a microsecond packing each argument.)
 -- Reply: {1, j, block value, now} when identity j is blocked; otherwise
 --        {0 accepted | 2 rejected, rejecting check, block until (0 = none), now,
 --         then calls, distinct, concurrent per check (-1 = not counted)}.
@@ -40,7 +41,18 @@ end
 
 local n, m = tonumber(ARGV[5]), tonumber(ARGV[6])
 local blocks = 3 * n
-local FIRST, STRIDE = 13, 13
+
+-- each check's integers: WINDOW, CALLS_TOP, CALLS_CRIT, DISTINCT_TOP, DISTINCT_CRIT,
+-- UP_TOP, UP_CRIT, BLOCK_FOR, IDENTITY, then the floors
+local WINDOW, CALLS_TOP, DISTINCT_TOP, UP_TOP, BLOCK_FOR, IDENTITY, FLOORS = 1, 2, 4, 6, 8, 9, 9
+local checks = {}
+for i = 1, n do
+  local values = {}
+  for v in string.gmatch(ARGV[11 + 2 * i], '[^,]+') do
+    values[#values + 1] = tonumber(v)
+  end
+  checks[i] = values
+end
 
 if ARGV[7] == '1' then
   local held = tonumber(ARGV[10])
@@ -65,28 +77,25 @@ end
 local reply = {0, 0, 0, now}
 local reject = 0
 for i = 1, n do
-  local a = FIRST + (i - 1) * STRIDE
-  local horizon = now - tonumber(ARGV[a])
+  local c = checks[i]
+  local horizon = now - c[WINDOW]
   local counts = {-1, -1, -1}
-  if tonumber(ARGV[a + 1]) >= 0 then
-    local key = KEYS[3 * i - 2]
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', us(horizon))
-    counts[1] = math.max(redis.call('ZCARD', key) + 1, tonumber(ARGV[a + 10]))
+  local after = '(' .. us(horizon)  -- in the window: later than horizon
+  if c[CALLS_TOP] >= 0 then
+    counts[1] = math.max(redis.call('ZCOUNT', KEYS[3 * i - 2], after, '+inf') + 1, c[FLOORS + 1])
   end
-  if tonumber(ARGV[a + 3]) >= 0 then
+  if c[DISTINCT_TOP] >= 0 then
     local key = KEYS[3 * i - 1]
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', us(horizon))
-    local new = redis.call('ZSCORE', key, ARGV[2]) and 0 or 1
-    counts[2] = math.max(redis.call('ZCARD', key) + new, tonumber(ARGV[a + 11]))
+    local last = redis.call('ZSCORE', key, ARGV[2])
+    local new = (last and tonumber(last) > horizon) and 0 or 1
+    counts[2] = math.max(redis.call('ZCOUNT', key, after, '+inf') + new, c[FLOORS + 2])
   end
-  if tonumber(ARGV[a + 5]) >= 0 then
-    local key = KEYS[3 * i]
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', us(now))
-    counts[3] = math.max(redis.call('ZCARD', key) + 1, tonumber(ARGV[a + 12]))
+  if c[UP_TOP] >= 0 then
+    counts[3] = math.max(redis.call('ZCOUNT', KEYS[3 * i], '(' .. us(now), '+inf') + 1, c[FLOORS + 3])
   end
   for k = 1, 3 do
     reply[4 + 3 * (i - 1) + k] = counts[k]
-    local critical = tonumber(ARGV[a + 2 * k])
+    local critical = c[1 + 2 * k]
     if reject == 0 and critical >= 0 and counts[k] > critical then
       reject = i
     end
@@ -94,43 +103,37 @@ for i = 1, n do
 end
 
 if reject > 0 then
-  local a = FIRST + (reject - 1) * STRIDE
-  local block_for = tonumber(ARGV[a + 7])
+  local c = checks[reject]
+  local block_for = c[BLOCK_FOR]
   if block_for > 0 then
     local untilv = now + block_for
-    redis.call('SET', KEYS[blocks + tonumber(ARGV[a + 8])], us(untilv) .. '|' .. ARGV[a + 9], 'PX', ms(block_for))
+    redis.call('SET', KEYS[blocks + c[IDENTITY]], us(untilv) .. '|' .. ARGV[12 + 2 * reject], 'PX', ms(block_for))
     reply[3] = untilv
   end
   reply[1], reply[2] = 2, reject
   return reply
 end
 
-local function trim(key, top)
-  local over = redis.call('ZCARD', key) - 4 * top
-  if over > 0 then
-    redis.call('ZREMRANGEBYRANK', key, 0, over - 1)
-  end
+-- Keep the newest 4 x top entries (what is older is out of the window, or above any count
+-- that changes a decision: Tally keeps the same); the key lives as long as its window.
+local function add(key, member, top, window)
+  redis.call('ZADD', key, us(now), member)
+  redis.call('ZREMRANGEBYRANK', key, 0, -4 * top - 1)
+  redis.call('PEXPIRE', key, window)
 end
 
 for i = 1, n do
-  local a = FIRST + (i - 1) * STRIDE
-  local window = ms(tonumber(ARGV[a]))
-  local top = tonumber(ARGV[a + 1])
-  if top >= 0 then
-    local key = KEYS[3 * i - 2]
-    redis.call('ZADD', key, us(now), ARGV[3])
-    trim(key, top)
-    redis.call('PEXPIRE', key, window)
+  local c = checks[i]
+  local window = ms(c[WINDOW])
+  if c[CALLS_TOP] >= 0 then
+    add(KEYS[3 * i - 2], ARGV[3], c[CALLS_TOP], window)
   end
-  top = tonumber(ARGV[a + 3])
-  if top >= 0 then
-    local key = KEYS[3 * i - 1]
-    redis.call('ZADD', key, us(now), ARGV[2])
-    trim(key, top)
-    redis.call('PEXPIRE', key, window)
+  if c[DISTINCT_TOP] >= 0 then
+    add(KEYS[3 * i - 1], ARGV[2], c[DISTINCT_TOP], window)
   end
-  if tonumber(ARGV[a + 5]) >= 0 then
+  if c[UP_TOP] >= 0 then
     local key = KEYS[3 * i]
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', us(now))  -- calls whose hang-up was never seen
     redis.call('ZADD', key, us(now + tonumber(ARGV[9])), ARGV[4])
     redis.call('PEXPIRE', key, ms(tonumber(ARGV[9])))
   end

@@ -353,12 +353,12 @@ class Cluster:
             where = f"{limit.name}:{limit.by}:{check.key}"
             keys += [f"{prefix}calls:{where}", f"{prefix}numbers:{where}", f"{prefix}up:{where}"]
             rejects = enforce and limit.action == REJECT
-            args.append(_us(limit.window))
+            values = [_us(limit.window)]
             for threshold, counted in ((limit.calls, True), (limit.distinct, True), (limit.concurrent, slots)):
-                args += _threshold(threshold if counted else None, rejects)
-            args += [_us(limit.block_for), str(blockable.index(check.identity) + 1),
-                     f"{limit.name}|{limit.by}|{check.key}"]
-            args += [str(counts.get(metric, 0)) for metric in METRICS]
+                values += _threshold(threshold if counted else None, rejects)
+            values += [_us(limit.block_for), str(blockable.index(check.identity) + 1)]
+            values += [str(counts.get(metric, 0)) for metric in METRICS]
+            args += [",".join(values), f"{limit.name}|{limit.by}|{check.key}"]
         keys += [f"{prefix}block:{identity}" for identity in blockable]
         if held is not None:
             keys.append(f"{prefix}unblocked:{held.identity}")
