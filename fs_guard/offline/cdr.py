@@ -27,14 +27,11 @@ class CdrError(ValueError):
     """Why one line is not a CDR of a shipped template."""
 
 
-#: What replay reads of one CDR, the fields ``split`` returns in this order: start_stamp
-#: and end_stamp are local time; duration whole seconds from start to hang-up ("" if not
-#: written); accountcode "" when the channel had none.
-ROW = ("destination_number", "context", "start_stamp", "end_stamp", "duration", "uuid", "accountcode")
-
-
 def split(line: str) -> Tuple[str, str, str, str, str, str, str]:
-    """The ``ROW`` fields of one CDR line; CdrError says why it is not one."""
+    """What replay reads of one CDR line: destination_number, context, start_stamp,
+    end_stamp (both local time), duration (whole seconds from start to hang-up; "" if not
+    written), uuid and accountcode ("" when the channel had none). CdrError says why a
+    line is not a CDR."""
     text = line.rstrip("\r\n")
     if len(text) < 2 or text[0] != '"' or text[-1] != '"':
         raise CdrError("not a CDR line (mod_cdr_csv quotes every field: \"...\",\"...\")")

@@ -127,6 +127,7 @@ class LimitReplay:
         self._stats = {limit.name: _Stats() for limit in self.limitset.limits}
         self._peaks = {limit.name: self._stats[limit.name].peaks for limit in self.limitset.limits}
         self._count = self.tally.count
+        self._slot_limits = frozenset(limit.name for limit in self.limitset.limits if limit.concurrent is not None)
         self._observe = self._observe_counts  # bound once: the hot path passes it per call
         self._counted: Dict[str, Tuple[str, ...]] = {}  # call id -> limits that counted it, oldest first
         self._ends: List[Tuple[float, int, Union[str, int]]] = []  # a heap of (end time, sequence, call id)
@@ -172,7 +173,7 @@ class LimitReplay:
         if outcome.counted:
             if call_id is not None:
                 self._remember(call_id, skip + outcome.counted)
-            if known_end and duration != UNTIL_HANGUP and limitset.has_concurrency:
+            if known_end and duration != UNTIL_HANGUP and not self._slot_limits.isdisjoint(outcome.counted):
                 heapq.heappush(ends, (when + duration, self._sequence, slot_id))  # type: ignore[operator]
         if outcome.hits:
             self._record_hits(outcome, when, source_ip, account)
