@@ -250,7 +250,7 @@ class TestReport:
         out = run(capsys, "replay", str(tmp_path / "trace.jsonl"), "--config", str(tmp_path / "c.json"))[1]
         section = out[out.index("fraud limits"):].splitlines()
         assert section[:5] == [
-            "fraud limits, on the traces' own times: 11 calls screened (those the rules accepted), 3 rejected",
+            "fraud limits, on the traces' own times: 11 calls screened (the rules accepted them, in a context with limits), 3 rejected",
             "  limit                          action   warning critical rejected  alerted",
             "  ip-rate                        reject         1        1        1        0",
             "  fanout                         reject         1        1        2        0",

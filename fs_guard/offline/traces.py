@@ -222,8 +222,8 @@ class Trace:
         """Why the file read is not a trace (``EMPTY``, or what it lacks), or None when it is one.
 
         A FreeSWITCH log is mostly lines that are not calls: they are skipped, not bad, so
-        it is a trace when it holds one attempt. JSON Lines and CSV hold nothing else: they
-        are not a trace when they hold no attempt or more bad lines than attempts (a
+        it is a trace when it holds one attempt. JSON Lines, CSV and CDRs hold nothing else:
+        they are not a trace when they hold no attempt or more bad lines than attempts (a
         binary or unrelated file read as CSV is all bad lines).
         """
         if not self.lines and not self.bad:

@@ -55,7 +55,7 @@ Fraud limits (the configuration's "limits") are applied on the traces' own times
 files are merged in time order for them.
 
 A file is not a trace when it is empty or holds no call or registration attempt; a
-jsonl or csv file also when it has more bad lines than attempts (a freeswitch.log's
+jsonl, csv or cdr file also when it has more bad lines than attempts (a freeswitch.log's
 other lines are skipped, not bad).
 
 exit status: 0 the report; 2 usage, a missing file or a directory, a bad configuration,
@@ -380,8 +380,8 @@ def render(report: Report) -> str:
 
 
 def _limits_text(lines: List[str], report: LimitsReport) -> None:
-    lines += ["", f"fraud limits, on the traces' own times: {report.screened:,} calls screened (those the rules "
-                  f"accepted), {report.rejected:,} rejected",
+    lines += ["", f"fraud limits, on the traces' own times: {report.screened:,} calls screened (the rules accepted "
+                  f"them, in a context with limits), {report.rejected:,} rejected",
               f"  {'limit':<30} {'action':<7} {'warning':>8} {'critical':>8} {'rejected':>8} {'alerted':>8}"]
     for s in report.limits:
         lines.append(f"  {s.limit.name:<30} {s.limit.action:<7} {s.warning:>8,} {s.critical:>8,} {s.rejected:>8,} "
