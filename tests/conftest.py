@@ -97,3 +97,16 @@ def call():
         return session
 
     return place
+
+
+@pytest.fixture
+def hook():
+    """The event hook running, as the startup-script runs it: it sees calls end, so
+    concurrent calls are counted and released."""
+    from modpython import run_startup, unload
+
+    started = run_startup("fs_guard.events")
+    fsctl.wait_until(fsctl.idle)
+    yield started
+    fsctl.stop_running()
+    unload()

@@ -10,7 +10,6 @@ import time
 import freeswitch
 import fsctl
 import pytest
-from modpython import run_startup, unload
 
 from fs_guard.runtime import offence, state
 from fs_guard.runtime.config import ConfigError, parse_config
@@ -33,16 +32,6 @@ def count(tally, config, context, number, *, ip="192.0.2.1", account="1001@pbx.e
     """One call through a tally directly, at a chosen time (windows are about time)."""
     found, identities = for_call(config.limits, context, number, ip, account)
     return tally.count(config.limits, found, identities, call_id, number, at, enforce, concurrency)
-
-
-@pytest.fixture
-def hook():
-    """The event hook running, as the startup-script runs it: it sees calls end."""
-    started = run_startup("fs_guard.events")
-    fsctl.wait_until(fsctl.idle)
-    yield started
-    fsctl.stop_running()
-    unload()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional
 
 import fsctl
 import pytest
-from modpython import run_app, run_startup, unload
+from modpython import run_app
 
 from fs_guard.offline import cli
 from fs_guard.offline.replay import Jail, Replay
@@ -318,16 +318,6 @@ class TestReport:
 
 
 # -- the same decisions as the live screen ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def hook():
-    """The event hook running, as the startup-script runs it: it sees calls end (concurrency counts)."""
-    started = run_startup("fs_guard.events")
-    fsctl.wait_until(fsctl.idle)
-    yield started
-    fsctl.stop_running()
-    unload()
 
 
 LIVE_LIMITS = [
