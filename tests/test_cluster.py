@@ -292,18 +292,19 @@ class TestFaults:
         silent = SilentServer()
         try:
             write_config(section(silent.url, limit(window=3600, calls={"critical": 2}, action="reject"),
-                                 timeout_ms=100))
+                                 timeout_ms=300))
+            state.CONFIG.current()  # the configuration is loaded: what follows times Redis alone
             began = time.monotonic()
             assert causes(call, 1) == ["NONE"]  # connecting in the background: decided at once, alone
-            assert time.monotonic() - began < 0.09
+            assert time.monotonic() - began < 0.2
             fsctl.wait_until(lambda: state.CLUSTER.health.state == "down")
             fsctl.wait_until(lambda: state.CLUSTER.health.retry_in() == 0)
             began = time.monotonic()
             assert causes(call, 1) == ["NONE"]  # this one tries Redis again, waits the timeout, decides alone
-            assert 0.09 <= time.monotonic() - began < 0.1 + 0.15
+            assert 0.29 <= time.monotonic() - began < 0.3 + 0.2
             began = time.monotonic()
             assert causes(call, 1) == ["CALL_REJECTED"]  # backing off: not even tried
-            assert time.monotonic() - began < 0.05
+            assert time.monotonic() - began < 0.1
             status = cluster_status()
             assert status["state"] == "down" and status["last_error"].startswith("TimeoutError")
             assert state.STATS.snapshot()["cluster_local_decisions"] == 3

@@ -88,12 +88,17 @@ class _Follower:
         self._next_look = 0.0
 
     def look(self) -> None:
-        """At most once per slice: start the follower if the configuration has a cluster."""
+        """At most once per slice: start the follower if the configuration in force has a cluster.
+
+        Only looks at what calls, events and the status command have loaded: loading the file
+        from here would make the first load this thread's, and calls that arrive during a
+        later load are not held for it.
+        """
         now = time.monotonic()
         if self._thread is not None or now < self._next_look:
             return
         self._next_look = now + SLICE_MS / 1000
-        if state.CONFIG.current().cluster is None:
+        if state.CONFIG.state.config.cluster is None:
             return
         from fs_guard.runtime import cluster  # imported only when a cluster is configured
 
