@@ -18,7 +18,7 @@ from pathlib import Path
 
 import fsctl
 import pytest
-from modpython import run_api, run_startup, unload
+from modpython import run_api
 from redis_support import RedisServer, SilentServer, free_port, need_redis
 
 from fs_guard.runtime import state
@@ -58,16 +58,6 @@ def compiled(url, *limits, **more):
 #: A script that keeps Redis busy for 600 ms, as a slow disk or a long command would.
 BUSY_600_MS = ("local t = redis.call('TIME') local start = t[1] * 1000000 + t[2] "
                "repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - start > 600000")
-
-
-@pytest.fixture
-def hook():
-    """The event hook as the startup-script runs it: releases hung-up calls, follows the ban stream."""
-    started = run_startup("fs_guard.events")
-    fsctl.wait_until(fsctl.idle)
-    yield started
-    fsctl.stop_running()
-    unload()
 
 
 def cluster_status():
