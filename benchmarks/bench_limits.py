@@ -22,11 +22,10 @@ import gc
 import importlib
 import json
 import os
-import subprocess
 import sys
 from typing import Dict, List
 
-from harness import FAKES, ROOT, Row, interleaved, scratch, use_fake_freeswitch
+from harness import ROOT, Row, interleaved, run_child, scratch, use_fake_freeswitch
 
 BATCH = 200
 KEYS = 100_000
@@ -143,11 +142,7 @@ def child(rounds: int) -> Dict[str, float]:
 
 
 def run(rounds: int = 40) -> List[Row]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPATH"] = os.pathsep.join([ROOT, FAKES])
-    out = subprocess.run([sys.executable, __file__, "--child", str(rounds)], env=env,
-                         capture_output=True, text=True, check=True)
-    us = json.loads(out.stdout)
+    us = run_child(__file__, str(rounds))
     added = us["with_limits"] - us["without_limits"]
     added_public = us["with_limits_public"] - us["without_limits_public"]
     over_empty = us["limit_reject"] - us["empty"]

@@ -14,11 +14,10 @@ import gc
 import importlib
 import json
 import os
-import subprocess
 import sys
 from typing import Dict, List
 
-from harness import FAKES, ROOT, Row, interleaved, scratch, use_fake_freeswitch
+from harness import ROOT, Row, interleaved, run_child, scratch, use_fake_freeswitch
 
 EMPTY = "def handler(session, args):\n    pass\n"
 NAIVE = '''\
@@ -167,11 +166,7 @@ def reject_parts(rounds: int) -> Dict[str, float]:
 
 
 def run(rounds: int = 40) -> List[Row]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPATH"] = os.pathsep.join([ROOT, FAKES])
-    out = subprocess.run([sys.executable, __file__, "--child", str(rounds)], env=env,
-                         capture_output=True, text=True, check=True)
-    us = json.loads(out.stdout)
+    us = run_child(__file__, str(rounds))
     rows = [Row("screen invocation, empty handler module (baseline)", us["empty"], "µs/call")]
     for kind in ("accept", "reject"):
         over = us[kind] - us["empty"]

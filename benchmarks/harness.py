@@ -21,6 +21,19 @@ FAKES = os.path.join(ROOT, "tests", "fakes")
 _SCRATCH: Optional[tempfile.TemporaryDirectory] = None
 
 
+def run_child(script: str, *args: str) -> Dict[str, float]:
+    """Run ``script --child ARGS`` in a fresh Python with the bytecode cache on (as in
+    FreeSWITCH) and the fake ``freeswitch`` first on its path; what it prints is JSON."""
+    import json
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = os.pathsep.join([ROOT, FAKES])
+    out = subprocess.run([sys.executable, script, "--child", *args], env=env, capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout)
+
+
 def scratch() -> str:
     """A fresh directory for one benchmark; all of them go when the process exits."""
     global _SCRATCH

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import fsctl
-import pytest
 from modpython import run_app
 
 from fs_guard.offline import cli

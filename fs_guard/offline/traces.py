@@ -424,7 +424,6 @@ class Trace:
         finally:
             self.lines, self.events = number, events
 
-
     # -- FreeSWITCH's CDR CSV ---------------------------------------------------------------
 
     def _cdr(self, lines: Iterable[str]) -> Iterator[Event]:

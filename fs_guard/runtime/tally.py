@@ -159,12 +159,7 @@ class Tally:
             held = self._held.pop(call_id, None)
             if not held:
                 return 0
-            for where in held:
-                slots = self._slots.get(where)
-                if slots is not None:
-                    slots.pop(call_id, None)
-                    if not slots:
-                        del self._slots[where]
+            self._free(call_id, held)
             return len(held)
 
     # -- helpers (the lock is held) ---------------------------------------------------------
@@ -256,6 +251,9 @@ class Tally:
         call_id, held = next(iter(self._held.items()))
         del self._held[call_id]
         self.evicted += 1
+        self._free(call_id, held)
+
+    def _free(self, call_id: str, held: Sequence[WindowKey]) -> None:
         for where in held:
             slots = self._slots.get(where)
             if slots is not None:
