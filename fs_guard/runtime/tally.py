@@ -265,17 +265,18 @@ class Tally:
         """A new configuration: keep the counts of every limit whose name and key kind are
         unchanged (thresholds, window and action may change); drop the rest."""
         kept = {limit.name: limit.by for limit in limits.limits}
+        # Every window was made under the limits adopted before: only theirs can be stale, and a
+        # reload that keeps every limit's name and key kind costs no scan of the keys.
         stale = {limit.name for limit in self._limits.limits if kept.get(limit.name) != limit.by}
-        stale |= {name for name, _ in self._windows if name not in kept}
         if stale:
             for where in [where for where in self._windows if where[0] in stale]:
                 del self._windows[where]
             for where in [where for where in self._slots if where[0] in stale]:
                 del self._slots[where]
             for call_id, held in list(self._held.items()):
-                kept = tuple(where for where in held if where[0] not in stale)
-                if kept:
-                    self._held[call_id] = kept
+                live = tuple(where for where in held if where[0] not in stale)
+                if live:
+                    self._held[call_id] = live
                 else:
                     del self._held[call_id]
             for identity in [i for i, block in self._blocks.items() if block.limit.name in stale]:
