@@ -13,7 +13,7 @@ import pytest
 
 from fs_guard.runtime import offence, state
 from fs_guard.runtime.config import ConfigError, parse_config
-from fs_guard.runtime.limits import checks, for_call
+from fs_guard.runtime.limits import for_call
 from fs_guard.runtime.tally import Tally
 
 OFFICE = {"sip_authorized": "true", "user_name": "1001", "domain_name": "pbx.example"}
@@ -99,14 +99,14 @@ class TestConfiguration:
 class TestKeys:
     def test_an_unauthenticated_call_has_no_account_and_account_limits_skip_it(self):
         config = limits_config(limit("acct", concurrent={"critical": 1}))
-        assert checks(config.limits.limits, "100", "192.0.2.1", None) == []
+        assert for_call(config.limits, "default", "100", "192.0.2.1", None) == ([], ("ip:192.0.2.1",))
 
     def test_account_prefix_keys_are_the_account_and_the_matched_prefix(self):
         config = limits_config(limit("premium", by="account_prefix", prefixes=["00882", "00883"], window=60,
                                      distinct_numbers={"critical": 3}))
-        (check,) = checks(config.limits.limits, "0088216000001", "192.0.2.1", "1001@pbx.example")
+        (check,), _ = for_call(config.limits, "default", "0088216000001", "192.0.2.1", "1001@pbx.example")
         assert (check.key, check.identity) == ("1001@pbx.example/00882", "account:1001@pbx.example")
-        assert checks(config.limits.limits, "004420", "192.0.2.1", "1001@pbx.example") == []
+        assert for_call(config.limits, "default", "004420", "192.0.2.1", "1001@pbx.example")[0] == []
 
     def test_the_screen_reads_the_account_only_from_what_mod_sofia_authorized(self, write_config, call):
         write_config({"deny_prefix": [], "limits": [limit("acct", window=60, calls={"critical": 1},

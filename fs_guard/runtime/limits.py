@@ -280,9 +280,11 @@ def compile_limits(section: Mapping[str, Any]) -> Tuple[LimitSet, List[str]]:
     ), errors
 
 
-def checks(limits: Sequence[Limit], number: str, source_ip: Optional[str], account: Optional[str],
-           skip: Sequence[str] = ()) -> List[Check]:
-    """The (limit, key) pairs a call counts toward.
+def for_call(limitset: LimitSet, context: str, number: str, source_ip: Optional[str], account: Optional[str],
+             skip: Sequence[str] = ()) -> Tuple[List[Check], Tuple[str, ...]]:
+    """A call's checks, the (limit, key) pairs it counts toward, and its blockable identities
+    (``ip:ADDR``, ``account:USER@DOMAIN``): what the live screen and ``fs-guard replay`` both
+    hand to a tally's ``count``.
 
     ``source_ip`` must be the validated socket address; ``account`` the authenticated
     ``user@domain``, or None: an unauthenticated call has no account and account limits
@@ -292,7 +294,7 @@ def checks(limits: Sequence[Limit], number: str, source_ip: Optional[str], accou
     ip_identity = "ip:" + source_ip if source_ip else ""
     account_identity = "account:" + account if account else ""
     found = []
-    for limit in limits:
+    for limit in limitset.by_context.get(context, limitset.everywhere):
         if skip and limit.name in skip:
             continue
         prefix = None
@@ -307,19 +309,9 @@ def checks(limits: Sequence[Limit], number: str, source_ip: Optional[str], accou
                 found.append(Check(limit, source_ip, ip_identity))
         elif account:
             found.append(Check(limit, account if by == ACCOUNT else f"{account}/{prefix}", account_identity))
-    return found
-
-
-def for_call(limitset: LimitSet, context: str, number: str, source_ip: Optional[str], account: Optional[str],
-             skip: Sequence[str] = ()) -> Tuple[List[Check], Tuple[str, ...]]:
-    """A call's checks and its blockable identities (``ip:ADDR``, ``account:USER@DOMAIN``):
-    what the live screen and ``fs-guard replay`` both hand to a tally's ``count``."""
-    found = checks(limitset.for_context(context), number, source_ip, account, skip)
-    if source_ip:
-        identities: Tuple[str, ...] = ("ip:" + source_ip, "account:" + account) if account else ("ip:" + source_ip,)
-    else:
-        identities = ("account:" + account,) if account else ()
-    return found, identities
+    if ip_identity:
+        return found, (ip_identity, account_identity) if account_identity else (ip_identity,)
+    return found, (account_identity,) if account_identity else ()
 
 
 def judge(limit: Limit, counts: Mapping[str, int]) -> Tuple[List[Tuple[str, int, int, str]], bool]:

@@ -25,7 +25,7 @@ def screen(session: Any, args: str) -> None:
         facts = CallFacts(get("destination_number"), context, None, get("sip_user_agent"))
         verdict = decide(rules, facts)
         if verdict.accept:
-            if config.limits and limiter.screen(session, config, rules, context, facts.number, facts.user_agent):
+            if config.limits.limits and limiter.screen(session, config, rules, context, facts.number, facts.user_agent):
                 return
             state.STATS.add(stats.CALLS_ACCEPTED)
             return
