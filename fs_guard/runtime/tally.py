@@ -176,52 +176,50 @@ class Tally:
     def _measure(self, check: Check, call_id: Optional[str], number: str, now: float,
                  concurrency: bool) -> Tuple[WindowKey, Optional[_Window], int, int, int]:
         """One check's counts of calls, distinct numbers and concurrent calls with this call
-        included (0 for what the limit does not count), expired entries dropped."""
+        included (0 for what the limit does not count), expired entries dropped.
+
+        One function on the hot path (each call of a Python function costs as much as a
+        few of its lines): the window's lookup, LRU order and expiry, and the live slots.
+        """
         limit = check.limit
         where = (limit.name, check.key)
         window = None
         calls = distinct = concurrent = 0
         if limit.windowed:
-            window = self._window(where, limit.window, now)
+            windows = self._windows
+            window = windows.get(where)
+            if window is None:
+                window = windows[where] = _Window(array("d"), {})
+                if len(windows) > self._limits.max_keys:
+                    windows.popitem(last=False)
+                    self.evicted += 1
+            else:
+                windows.move_to_end(where)
+                horizon = now - limit.window
+                times = window.calls
+                if times and times[0] <= horizon:
+                    del times[:bisect_right(times, horizon)]
+                numbers = window.numbers
+                while numbers:
+                    oldest = next(iter(numbers))
+                    if numbers[oldest] > horizon:
+                        break
+                    del numbers[oldest]
             calls = len(window.calls) + 1
             numbers = window.numbers
             distinct = len(numbers) + (number not in numbers)
         if concurrency and call_id and limit.concurrent is not None:
-            concurrent = self._live_slots(where, now) + 1
+            slots = self._slots.get(where)
+            if slots:
+                while slots:
+                    oldest = next(iter(slots))
+                    if slots[oldest] > now:
+                        break
+                    del slots[oldest]  # its hang-up was never seen: the call is long gone
+                concurrent = len(slots) + 1
+            else:
+                concurrent = 1
         return where, window, calls, distinct, concurrent
-
-    def _window(self, where: WindowKey, seconds: float, now: float) -> _Window:
-        windows = self._windows
-        window = windows.get(where)
-        if window is None:
-            window = windows[where] = _Window(array("d"), {})
-            if len(windows) > self._limits.max_keys:
-                windows.popitem(last=False)
-                self.evicted += 1
-        else:
-            windows.move_to_end(where)
-        horizon = now - seconds
-        calls = window.calls
-        if calls and calls[0] <= horizon:
-            del calls[:bisect_right(calls, horizon)]
-        numbers = window.numbers
-        while numbers:
-            oldest = next(iter(numbers))
-            if numbers[oldest] > horizon:
-                break
-            del numbers[oldest]
-        return window
-
-    def _live_slots(self, where: WindowKey, now: float) -> int:
-        slots = self._slots.get(where)
-        if not slots:
-            return 0
-        while slots:
-            oldest = next(iter(slots))
-            if slots[oldest] > now:
-                break
-            del slots[oldest]  # its hang-up was never seen: the call is long gone
-        return len(slots)
 
     def _record(self, limit: Limit, where: WindowKey, window: Optional[_Window], call_id: Optional[str],
                 number: str, now: float, concurrency: bool) -> None:
