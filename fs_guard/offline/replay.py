@@ -40,10 +40,10 @@ from fs_guard.fsconf import bundle
 
 from fs_guard.runtime import offence
 from fs_guard.runtime.banlog import line
-from fs_guard.runtime.limits import LIMIT, Limit
+from fs_guard.runtime.limits import Limit
 from fs_guard.runtime.offence import call_fields, limit_fields, registration_fields
 from fs_guard.runtime.config import Config, Network
-from fs_guard.runtime.rules import REGISTER_FAILURE, CallFacts, Rules, decide
+from fs_guard.runtime.rules import LIMIT, REGISTER_FAILURE, CallFacts, Rules, decide
 from fs_guard.offline.replay_limits import LimitReplay, LimitsReport
 from fs_guard.offline.traces import END, Event, Failure, Trace
 

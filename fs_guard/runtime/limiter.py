@@ -29,8 +29,8 @@ from typing import Any, Optional, Tuple
 
 from fs_guard.runtime import alerts, host, offence, sofia_events, state, stats
 from fs_guard.runtime.config import Config
-from fs_guard.runtime.limits import LIMIT, for_call
-from fs_guard.runtime.rules import Rules
+from fs_guard.runtime.limits import for_call
+from fs_guard.runtime.rules import LIMIT, Rules
 
 COUNTED_VARIABLE = "fs_guard_limits"
 HANGUP_CAUSE = "CALL_REJECTED"

@@ -28,12 +28,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-from fs_guard.runtime.rules import LIMIT, PrefixSet  # noqa: F401  (LIMIT: the reason token, re-exported)
+from fs_guard.runtime.rules import PrefixSet
 
 SOURCE_IP = "source_ip"
 ACCOUNT = "account"
 ACCOUNT_PREFIX = "account_prefix"
-KINDS = (SOURCE_IP, ACCOUNT, ACCOUNT_PREFIX)
 
 ALERT = "alert"
 REJECT = "reject"
@@ -321,9 +320,8 @@ def judge(limit: Limit, counts: Mapping[str, int]) -> Tuple[List[Tuple[str, int,
     critical = False
     for metric, threshold in limit._thresholds:
         count = counts.get(metric, 0)
-        if threshold.critical is not None and count > threshold.critical:
-            hits.append((metric, count, threshold.critical, CRITICAL))
-            critical = True
-        elif threshold.warning is not None and count > threshold.warning:
-            hits.append((metric, count, threshold.warning, WARNING))
+        level = threshold.level(count)
+        if level is not None:
+            hits.append((metric, count, threshold.of(level), level))
+            critical = critical or level == CRITICAL
     return hits, critical and limit.action == REJECT
