@@ -20,12 +20,11 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass, replace
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from fs_guard.fsconf import bundle, fsmodel, fsxml, xmledit
+from fs_guard.fsconf import bundle, fsmodel, fsxml, programs, xmledit
+from fs_guard.fsconf.programs import FS_CLI
 
 from fs_guard.runtime import host
 from fs_guard.runtime.config import CONFIG_BASENAME, DEFAULT_FILENAME, ConfigError, parse_config
@@ -142,36 +141,13 @@ class Overlay:
 # -- planning an install ----------------------------------------------------------------
 
 
-#: The program asked for a running FreeSWITCH's directories (looked up on PATH).
-FS_CLI = "fs_cli"
 #: Seconds to wait for fs_cli: a FreeSWITCH that is not running must not stall install.
-FS_CLI_TIMEOUT = 3.0
+FS_CLI_TIMEOUT = programs.FS_CLI_TIMEOUT
 
 
 def ask_freeswitch(name: str) -> Optional[str]:
-    """A global variable of the running FreeSWITCH, as an absolute path; None unanswered.
-
-    No fs_cli, no FreeSWITCH to connect to, an error, an empty answer or a timeout all
-    mean: FreeSWITCH did not answer.
-    """
-    program = shutil.which(FS_CLI)
-    if program is None:
-        return None
-    try:
-        result = subprocess.run(
-            [program, "-x", f"global_getvar {name}"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=FS_CLI_TIMEOUT,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    answer = result.stdout.strip()
-    if result.returncode != 0 or "\n" in answer or not os.path.isabs(answer):
-        return None  # "-ERR ...", "Error: ...", "" and any noise are not a path
-    return answer
+    """A global variable of the running FreeSWITCH, as an absolute path; None unanswered."""
+    return programs.FsCli(timeout=FS_CLI_TIMEOUT).global_path(name)
 
 
 def _running_log_dir(conf_dir: str) -> Tuple[Optional[str], str]:
