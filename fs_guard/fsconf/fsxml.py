@@ -335,6 +335,13 @@ def _as_strict_xml(text: str) -> str:
     return _QUOTED_VALUE.sub(lambda m: m.group(1) + m.group(2).replace("<", "&lt;") + m.group(3), text)
 
 
+def parse_text(text: str, name: str) -> Element:
+    """An XML text that comes from no file (what ``fs_cli -x "xml_locate ..."`` prints);
+    every element is traced to line n of ``name``."""
+    origins = tuple(Origin(name, number) for number in range(1, text.count("\n") + 2))
+    return parse(Preprocessed(text, origins, {}, {}, (), (), ()))
+
+
 def parse(doc: Preprocessed) -> Element:
     """The element tree of a preprocessed document, every element traced to its source."""
     parser = expat.ParserCreate()

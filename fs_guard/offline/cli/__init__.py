@@ -12,9 +12,9 @@ import sys
 from typing import List, Optional
 
 from fs_guard import __version__
-from fs_guard.offline.cli import audit, check, install, replay
+from fs_guard.offline.cli import audit, check, doctor, install, replay
 
-COMMANDS = (check, replay, install, audit)
+COMMANDS = (check, replay, install, audit, doctor)
 
 
 class _Parser(argparse.ArgumentParser):
