@@ -328,7 +328,7 @@ def check_config(report: Mapping[str, Any], read: Callable[[str], Config], cli_p
 
 
 def check_ban_log(report: Mapping[str, Any], who: Optional[Identity], stat: Callable[[str], os.stat_result]) -> Finding:
-    """The ban log exists and FreeSWITCH's user may write it (and reach it)."""
+    """The ban log exists and FreeSWITCH's user may write it and enter its directory."""
     path = report.get("ban_log") or ""
     errors = (report.get("counters") or {}).get("ban_log_errors", 0)
     since = f"; {errors} write error(s) since {report.get('counters_since')}" if errors else ""
