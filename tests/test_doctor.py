@@ -173,6 +173,31 @@ def test_a_freeswitch_that_is_not_running_cannot_be_checked(live, fail2ban, on_p
     assert out.splitlines()[-1].endswith("could not check everything: see UNKNOWN above")
 
 
+EVENT_SOCKET = """\
+<configuration name="event_socket.conf" description="Socket Client">
+  <settings>
+    <param name="nat-map" value="false"/>
+    <param name="listen-ip" value="::"/>
+    <param name="listen-port" value="8021"/>
+    <param name="password" value="{password}"/>
+  </settings>
+</configuration>
+"""
+
+
+@pytest.mark.parametrize("password", ["ClueCon", "s3cret"])
+def test_not_running_says_when_fs_cli_needs_the_event_socket_password(live, fail2ban, on_path, capsys, tmp_path,
+                                                                     password):
+    site = fstree.stock(tmp_path / "freeswitch")
+    site.write("autoload_configs/event_socket.conf.xml", EVENT_SOCKET.format(password=password))
+    live.mode("notrunning")
+    code, out = run_cli(capsys, live, fail2ban, "--conf-dir", str(site.root))
+    assert code == 2, out
+    note = "event_socket.conf.xml gives the event socket a password other than ClueCon: fs_cli reads them from "
+    assert (note in out) == (password != "ClueCon")
+    assert "s3cret" not in out
+
+
 def test_a_hanging_fs_cli_is_given_up_on(live, fail2ban):
     """The fake never answers and its process holds fs_cli's output open: doctor still ends.
     (The 60 s guard only keeps a broken doctor from stalling the suite.)"""

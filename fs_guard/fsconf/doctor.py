@@ -45,6 +45,8 @@ FREESWITCH_USER = "freeswitch"
 #: What fs-guard's metrics endpoint always exports (the ``metrics`` setting).
 BUILD_INFO = "fs_guard_build_info"
 HTTP_TIMEOUT = 2.0
+#: fs_cli's built-in profile (fs_cli.c), used when no fs_cli.conf says otherwise.
+FS_CLI_PORT, FS_CLI_PASSWORD = "8021", "ClueCon"
 HTTP_MAX_BYTES = 4 << 20
 _JAIL_LIST = re.compile(r"Jail list:\s*(.*)")
 
@@ -210,7 +212,25 @@ class Where:
 # -- the checks, in chain order -----------------------------------------------------------
 
 
-def check_freeswitch(fs: FsCli) -> Finding:
+def event_socket_note(config: Optional[fsmodel.FsConfig]) -> str:
+    """What FreeSWITCH's event socket asks of fs_cli beyond fs_cli's built-in profile
+    (127.0.0.1:8021, ClueCon), read from event_socket.conf.xml; "" when nothing."""
+    conf = config.configuration("event_socket.conf") if config is not None else None
+    if conf is None:
+        return ""
+    found = fsmodel.params(conf.find("settings"))
+    port = found["listen-port"].get("value") if "listen-port" in found else FS_CLI_PORT
+    password = found["password"].get("value") if "password" in found else FS_CLI_PASSWORD
+    differs = ([f"port {port}"] if port != FS_CLI_PORT else []) + (
+        [f"a password other than {FS_CLI_PASSWORD}"] if password != FS_CLI_PASSWORD else [])
+    if not differs:
+        return ""
+    return (f"; event_socket.conf.xml gives the event socket {' and '.join(differs)}: fs_cli reads them "
+            "from /etc/fs_cli.conf or ~/.fs_cli_conf ([default] with port => and password =>)")
+
+
+def check_freeswitch(fs: FsCli, socket_note: Callable[[], str] = str) -> Finding:
+    """FreeSWITCH answers ``status`` and is ready; ``socket_note`` is asked only when it does not answer."""
     reply = fs.ask("status")
     ready = next((line for line in reply.out.splitlines() if "FreeSWITCH" in line and " is " in line), "")
     if reply.ok and ready.rstrip().endswith("is ready"):
@@ -218,9 +238,11 @@ def check_freeswitch(fs: FsCli) -> Finding:
     if reply.ok:
         return unknown("freeswitch", f"FreeSWITCH is not ready: {ready.strip() or reply.first_line}",
                        "wait until it has started, then run fs-guard doctor again")
-    return unknown("freeswitch", f"FreeSWITCH does not answer {FS_CLI} -x status: {reply.first_line}",
-                   "systemctl start freeswitch   # running already? fs_cli's password (~/.fs_cli_conf, "
-                   "/etc/fs_cli.conf) must be event_socket.conf.xml's")
+    if reply.failure.startswith(f"no {FS_CLI}"):
+        return unknown("freeswitch", f"{reply.failure}: cannot ask FreeSWITCH",
+                       "export PATH=$PATH:/usr/local/freeswitch/bin   # where a source build puts fs_cli")
+    return unknown("freeswitch", f"FreeSWITCH does not answer {FS_CLI} -x status: {reply.first_line}{socket_note()}",
+                   "systemctl start freeswitch   # if it runs, fs_cli cannot reach or log in to its event socket")
 
 
 def check_mod_python3(fs: FsCli) -> Finding:
@@ -435,21 +457,23 @@ def _not_reached(links: Sequence[str], because: str) -> List[Finding]:
     return [unknown(link, f"not checked: {because}") for link in links]
 
 
-def _load_dialplan(conf_dir: str) -> Optional[fsmodel.FsConfig]:
+def _load_configuration(conf_dir: str) -> Optional[fsmodel.FsConfig]:
     try:
         return fsmodel.load(conf_dir)
     except (fsmodel.NotFreeSwitch, OSError):
         return None
 
 
-def examine(probes: Probes, cli_config: str, contexts: Sequence[str] = DEFAULT_CONTEXTS) -> List[Finding]:
-    """Every link, in chain order; ``cli_config`` is the file fs-guard's own commands read."""
+def examine(probes: Probes, cli_config: str, contexts: Sequence[str] = DEFAULT_CONTEXTS,
+            conf_dir: str = host.DEFAULT_CONF_DIR) -> List[Finding]:
+    """Every link, in chain order; ``cli_config`` is the file fs-guard's own commands read,
+    ``conf_dir`` FreeSWITCH's configuration when FreeSWITCH does not say where it is."""
     fs = probes.freeswitch
-    first = check_freeswitch(fs)
+    first = check_freeswitch(fs, lambda: event_socket_note(_load_configuration(conf_dir)))
     screens = [f"screen {context}" for context in contexts]
     if first.status != OK:
         return [first] + _not_reached(BEFORE_SCREENS + tuple(screens) + AFTER_SCREENS, "FreeSWITCH does not answer")
-    where = Where(fs.global_path("conf_dir") or host.DEFAULT_CONF_DIR, fs.global_path("run_dir"))
+    where = Where(fs.global_path("conf_dir") or conf_dir, fs.global_path("run_dir"))
     findings = [first, check_mod_python3(fs)]
     report = None
     if findings[-1].status == OK:
@@ -457,7 +481,7 @@ def examine(probes: Probes, cli_config: str, contexts: Sequence[str] = DEFAULT_C
         findings.append(imported)
     else:
         findings += _not_reached(["import"], "mod_python3 is not loaded")
-    on_disk = _load_dialplan(where.conf_dir)
+    on_disk = _load_configuration(where.conf_dir)
     findings += [check_screen(fs, context, on_disk, where) for context in contexts]
     if report is None:
         return findings + _not_reached(AFTER_SCREENS, "fs_guard.status does not answer")
