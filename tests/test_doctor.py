@@ -257,6 +257,16 @@ def test_freeswitch_runs_another_version_of_fs_guard(live, fail2ban):
     assert "systemctl restart freeswitch" in findings["import"].fix
 
 
+@pytest.fixture
+def installed(tmp_path, live):
+    """A configuration fs-guard install has edited, the one the running FreeSWITCH says it reads."""
+    site = fstree.stock(tmp_path / "freeswitch")
+    (tmp_path / "fail2ban").mkdir()
+    install.apply_install(install.plan_install(str(site.root), str(tmp_path / "fail2ban"), str(tmp_path)))
+    live.answer("global_getvar conf_dir", f"{site.root}\n")
+    return site
+
+
 def _public_without_screen() -> str:
     recorded = (RECORDED / "xml_locate_dialplan_context_name_public.out").read_text()
     assert SCREEN_EXTENSION in recorded
@@ -271,11 +281,7 @@ def test_a_context_whose_first_action_is_not_the_screen(live, fail2ban):
     assert findings["screen public"].fix == f'fs-guard install --conf-dir {live.conf}; then: fs_cli -x "reloadxml"'
 
 
-def test_a_screen_installed_on_disk_but_not_loaded_needs_only_reloadxml(live, fail2ban, tmp_path):
-    site = fstree.stock(tmp_path / "freeswitch")
-    (tmp_path / "fail2ban").mkdir()
-    install.apply_install(install.plan_install(str(site.root), str(tmp_path / "fail2ban"), str(tmp_path)))
-    live.answer("global_getvar conf_dir", f"{site.root}\n")
+def test_a_screen_installed_on_disk_but_not_loaded_needs_only_reloadxml(live, fail2ban, installed):
     live.answer("xml_locate dialplan context name public", _public_without_screen())
     findings = broken(examine(live, fail2ban.socket))
     assert findings["screen public"].fix == 'fs_cli -x "reloadxml"'
@@ -301,7 +307,14 @@ def test_the_register_hook_not_running(live, fail2ban):
     live.write_status({**live.status(), "register_failure_hook": {"running": False, "since": None}})
     findings = broken(examine(live, fail2ban.socket))
     assert list(findings) == ["register hook"]
-    assert "python.conf.xml" in findings["register hook"].fix
+    assert findings["register hook"].fix.startswith(f"fs-guard install --conf-dir {live.conf}   # the startup-script")
+
+
+def test_the_register_hook_installed_on_disk_needs_a_restart(live, fail2ban, installed):
+    live.write_status({**live.status(), "register_failure_hook": {"running": False, "since": None}})
+    findings = broken(examine(live, fail2ban.socket))
+    assert list(findings) == ["register hook"]
+    assert findings["register hook"].fix == "systemctl restart freeswitch"
 
 
 def test_a_configuration_freeswitch_rejected(live, fail2ban):
@@ -383,7 +396,7 @@ def test_freeswitch_user_is_read_from_the_running_process(tmp_path):
     (tmp_path / doctor.PID_FILE).write_text(f"{os.getpid()}\n")
     found = doctor.freeswitch_identity(str(tmp_path))
     assert (found.uid, found.gid) == (os.geteuid(), os.getegid())
-    assert found.how == f"the running FreeSWITCH (pid {os.getpid()})"
+    assert found.how == f"the running FreeSWITCH's user, pid {os.getpid()}"
 
 
 def test_no_jail_reads_the_ban_log(live, fail2ban, tmp_path):

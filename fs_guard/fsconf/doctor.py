@@ -118,7 +118,7 @@ def process_identity(pid: int, proc: str = "/proc") -> Optional[Identity]:
         groups = frozenset(int(g) for g in fields.get("Groups", "").split())
     except (OSError, KeyError, IndexError, ValueError):
         return None
-    return Identity(_user_name(uid), uid, gid, groups | {gid}, f"the running FreeSWITCH (pid {pid})")
+    return Identity(_user_name(uid), uid, gid, groups | {gid}, f"the running FreeSWITCH's user, pid {pid}")
 
 
 def account_identity(user: str) -> Optional[Identity]:
@@ -309,11 +309,15 @@ def check_screen(fs: FsCli, context: str, on_disk: Optional[fsmodel.FsConfig], w
     return problem(link, first, f'{where.install}; then: fs_cli -x "reloadxml"')
 
 
-def check_hook(report: Mapping[str, Any], where: Where) -> Finding:
+def check_hook(report: Mapping[str, Any], on_disk: Optional[fsmodel.FsConfig], where: Where) -> Finding:
     hook = report.get("register_failure_hook") or {}
     if hook.get("running"):
         return ok("register hook", f"fs_guard.events running since {hook.get('since')}")
-    return problem("register hook", "fs_guard.events is not running: failed registrations write no ban lines",
+    what = "fs_guard.events is not running: failed registrations write no ban lines"
+    if on_disk is not None and fsmodel.runs_events_hook(on_disk):
+        return problem("register hook", f"{what}; python.conf.xml on disk starts it (when mod_python3 loads)",
+                       "systemctl restart freeswitch")
+    return problem("register hook", what,
                    f"{where.install}   # the startup-script in python.conf.xml; then: systemctl restart freeswitch")
 
 
@@ -485,7 +489,7 @@ def examine(probes: Probes, cli_config: str, contexts: Sequence[str] = DEFAULT_C
     findings += [check_screen(fs, context, on_disk, where) for context in contexts]
     if report is None:
         return findings + _not_reached(AFTER_SCREENS, "fs_guard.status does not answer")
-    findings.append(check_hook(report, where))
+    findings.append(check_hook(report, on_disk, where))
     config_finding, config = check_config(report, probes.read_config, cli_config, where)
     findings.append(config_finding)
     findings.append(check_ban_log(report, probes.identity(where.run_dir), probes.stat))
