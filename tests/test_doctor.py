@@ -233,6 +233,28 @@ def test_no_fs_cli_at_all_cannot_check(tmp_path):
 # -- each broken link, with its fix ------------------------------------------------------------------
 
 
+def test_no_fs_cli_on_path_says_where_to_find_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    finding = doctor.check_freeswitch(FsCli(timeout=5))
+    assert (finding.status, finding.what) == (doctor.UNKNOWN, "no fs_cli on PATH: cannot ask FreeSWITCH")
+    assert finding.fix.startswith("export PATH=$PATH:/usr/local/freeswitch/bin")
+
+
+@pytest.mark.parametrize("answer", ["[]", '{"counters": {}}', "{not json"])
+def test_a_status_answer_that_is_not_fs_guards_report(live, fail2ban, answer):
+    live.answer("python fs_guard.status json", answer)
+    findings = examine(live, fail2ban.socket)
+    assert list(broken(findings)) == ["import"]
+    assert findings["config"].what == "not checked: fs_guard.status does not answer"
+
+
+def test_a_report_with_parts_of_another_shape_does_not_crash(live, fail2ban):
+    live.write_status({**live.status(), "config": "x", "register_failure_hook": [], "counters": None})
+    findings = examine(live, fail2ban.socket)
+    assert findings["register hook"].status == doctor.PROBLEM
+    assert findings["config"].what == "fs_guard.status names no configuration file"
+
+
 def test_mod_python3_not_loaded(live, fail2ban):
     live.answer("module_exists mod_python3", live.recorded("module_exists_mod_nope.out"))
     findings = examine(live, fail2ban.socket)

@@ -212,6 +212,12 @@ class Where:
 # -- the checks, in chain order -----------------------------------------------------------
 
 
+def section(report: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """A part of fs_guard.status's report; an empty one when it is missing or not an object."""
+    value = report.get(name)
+    return value if isinstance(value, dict) else {}
+
+
 def event_socket_note(config: Optional[fsmodel.FsConfig]) -> str:
     """What FreeSWITCH's event socket asks of fs_cli beyond fs_cli's built-in profile
     (127.0.0.1:8021, ClueCon), read from event_socket.conf.xml; "" when nothing."""
@@ -264,8 +270,10 @@ def check_import(fs: FsCli, where: Where) -> Tuple[Finding, Optional[Dict[str, A
         return unknown("import", f"no answer to python fs_guard.status: {reply.first_line}"), None
     try:
         report = json.loads(reply.out)
-        version = report["version"]
-    except (ValueError, KeyError, TypeError):
+        version = report.get("version") if isinstance(report, dict) else None
+    except ValueError:
+        version = None
+    if version is None:
         return problem(
             "import",
             f"FreeSWITCH's Python cannot import fs_guard (python fs_guard.status answered: {reply.first_line}; "
@@ -310,7 +318,7 @@ def check_screen(fs: FsCli, context: str, on_disk: Optional[fsmodel.FsConfig], w
 
 
 def check_hook(report: Mapping[str, Any], on_disk: Optional[fsmodel.FsConfig], where: Where) -> Finding:
-    hook = report.get("register_failure_hook") or {}
+    hook = section(report, "register_failure_hook")
     if hook.get("running"):
         return ok("register hook", f"fs_guard.events running since {hook.get('since')}")
     what = "fs_guard.events is not running: failed registrations write no ban lines"
@@ -325,7 +333,7 @@ def check_config(report: Mapping[str, Any], read: Callable[[str], Config], cli_p
                  where: Where) -> Tuple[Finding, Optional[Config]]:
     """The configuration in force is the file FreeSWITCH reads, as it is on disk, and valid;
     returns that file's configuration (None when it is not good)."""
-    config = report.get("config") or {}
+    config = section(report, "config")
     path, in_force, error = config.get("path"), config.get("file"), config.get("last_error")
     if not path:
         return unknown("config", "fs_guard.status names no configuration file"), None
@@ -355,8 +363,8 @@ def check_config(report: Mapping[str, Any], read: Callable[[str], Config], cli_p
 
 def check_ban_log(report: Mapping[str, Any], who: Optional[Identity], stat: Callable[[str], os.stat_result]) -> Finding:
     """The ban log exists and FreeSWITCH's user may write it and enter its directory."""
-    path = report.get("ban_log") or ""
-    errors = (report.get("counters") or {}).get("ban_log_errors", 0)
+    path = str(report.get("ban_log") or "")
+    errors = section(report, "counters").get("ban_log_errors", 0)
     since = f"; {errors} write error(s) since {report.get('counters_since')}" if errors else ""
     user, group = (who.user, who.group) if who is not None else (FREESWITCH_USER, FREESWITCH_USER)
     try:
@@ -422,7 +430,7 @@ def check_cluster(config: Config, report: Mapping[str, Any], ping: Callable[[Clu
     if settings is None:
         return Finding("cluster", SKIPPED, "not configured")
     answered, what = ping(settings)
-    seen = report.get("cluster") or {}
+    seen = section(report, "cluster")
     if not answered:
         return problem("cluster", f"{settings.shown_url} does not answer a PING: {what}",
                        f"systemctl status redis-server   # on the host of {settings.shown_url}")
@@ -493,7 +501,7 @@ def examine(probes: Probes, cli_config: str, contexts: Sequence[str] = DEFAULT_C
     config_finding, config = check_config(report, probes.read_config, cli_config, where)
     findings.append(config_finding)
     findings.append(check_ban_log(report, probes.identity(where.run_dir), probes.stat))
-    findings.append(check_fail2ban(probes.fail2ban, report.get("ban_log") or ""))
+    findings.append(check_fail2ban(probes.fail2ban, str(report.get("ban_log") or "")))
     if config is None:
         return findings + _not_reached(("cluster", "metrics"), "the configuration file is not good")
     findings.append(check_cluster(config, report, probes.ping))
