@@ -45,9 +45,9 @@ FREESWITCH_USER = "freeswitch"
 #: What fs-guard's metrics endpoint always exports (the ``metrics`` setting).
 BUILD_INFO = "fs_guard_build_info"
 HTTP_TIMEOUT = 2.0
+HTTP_MAX_BYTES = 4 << 20
 #: fs_cli's built-in profile (fs_cli.c), used when no fs_cli.conf says otherwise.
 FS_CLI_PORT, FS_CLI_PASSWORD = "8021", "ClueCon"
-HTTP_MAX_BYTES = 4 << 20
 _JAIL_LIST = re.compile(r"Jail list:\s*(.*)")
 
 
