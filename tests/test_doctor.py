@@ -18,8 +18,9 @@ import pytest
 import fail2ban_support as f2b
 import fstree
 from fs_guard import __version__
-from fs_guard.fsconf import doctor, install
-from fs_guard.fsconf.programs import Fail2banClient, FsCli, run
+from event_socket import FakeEventSocket
+from fs_guard.fsconf import doctor, fsmodel, install
+from fs_guard.fsconf.live import Fail2banClient, FsCli, run
 from fs_guard.offline.cli import main
 from fs_guard.runtime.config import compile_config
 from redis_support import RedisServer, free_port, need_redis
@@ -163,7 +164,7 @@ def test_the_json_output_has_every_link_and_the_exit_status(live, fail2ban, on_p
 
 def test_a_freeswitch_that_is_not_running_cannot_be_checked(live, fail2ban, on_path, capsys):
     live.mode("notrunning")
-    code, out = run_cli(capsys, live, fail2ban)
+    code, out = run_cli(capsys, live, fail2ban, "--conf-dir", str(live.conf / "no-freeswitch-here"))
     assert code == 2, out
     assert out.splitlines()[0] == (
         "UNKNOWN  freeswitch      FreeSWITCH does not answer fs_cli -x status: "
@@ -177,25 +178,79 @@ EVENT_SOCKET = """\
 <configuration name="event_socket.conf" description="Socket Client">
   <settings>
     <param name="nat-map" value="false"/>
-    <param name="listen-ip" value="::"/>
-    <param name="listen-port" value="8021"/>
+    <param name="listen-ip" value="{ip}"/>
+    <param name="listen-port" value="{port}"/>
     <param name="password" value="{password}"/>
   </settings>
 </configuration>
 """
 
 
-@pytest.mark.parametrize("password", ["ClueCon", "s3cret"])
-def test_not_running_says_when_fs_cli_needs_the_event_socket_password(live, fail2ban, on_path, capsys, tmp_path,
-                                                                     password):
+@pytest.fixture
+def event_socket(live, tmp_path):
+    """FreeSWITCH's event socket with its own password, answering as fs_cli's recordings say,
+    and a configuration directory whose event_socket.conf.xml sets it up (``configure``)."""
     site = fstree.stock(tmp_path / "freeswitch")
-    site.write("autoload_configs/event_socket.conf.xml", EVENT_SOCKET.format(password=password))
+    servers = []
+
+    def start(password="s3cret", hang=False, configured_password=None):
+        server = FakeEventSocket(str(live.answers), password, hang)
+        servers.append(server)
+        site.write("autoload_configs/event_socket.conf.xml", EVENT_SOCKET.format(
+            ip="127.0.0.1", port=server.port, password=configured_password or password))
+        return server, str(site.root)
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def test_when_fs_cli_cannot_get_in_freeswitch_is_asked_on_its_event_socket(live, fail2ban, event_socket):
+    live.mode("notrunning")  # fs_cli: 127.0.0.1:8021, ClueCon; FreeSWITCH: another port and password
+    server, conf_dir = event_socket()
+    found = doctor.examine(live.probes(fail2ban.socket), str(live.config), conf_dir=conf_dir)
+    findings = {finding.link: finding for finding in found}
+    assert doctor.exit_status(found) == 0, found
+    assert findings["freeswitch"].what == (
+        f"FreeSWITCH (Version 1.11.3-dev  64bit) is ready (asked on its event socket 127.0.0.1:{server.port}; "
+        "fs_cli: [ERROR] fs_cli.c:1699 main() Error Connecting [])")
+    assert "python fs_guard.status json" in server.commands
+    assert "xml_locate dialplan context name default" in server.commands
+
+
+def test_an_event_socket_that_refuses_the_configured_password(live, fail2ban, event_socket, on_path, capsys):
     live.mode("notrunning")
-    code, out = run_cli(capsys, live, fail2ban, "--conf-dir", str(site.root))
+    server, conf_dir = event_socket(password="s3cret", configured_password="0ld-s3cret")
+    code, out = run_cli(capsys, live, fail2ban, "--conf-dir", conf_dir)
     assert code == 2, out
-    note = "event_socket.conf.xml gives the event socket a password other than ClueCon: fs_cli reads them from "
-    assert (note in out) == (password != "ClueCon")
+    assert out.splitlines()[0] == (
+        "UNKNOWN  freeswitch      FreeSWITCH does not answer fs_cli -x status: [ERROR] fs_cli.c:1699 main() "
+        f"Error Connecting []; its event socket 127.0.0.1:{server.port}: the event socket at "
+        f"127.0.0.1:{server.port} refused the password (-ERR invalid)")
     assert "s3cret" not in out
+    assert server.commands == []
+
+
+def test_an_event_socket_that_never_answers_is_given_up_on(live, fail2ban, event_socket):
+    live.mode("notrunning")
+    server, conf_dir = event_socket(hang=True)
+    probes = doctor.Probes(freeswitch=FsCli(str(live.fs_cli), timeout=30), timeout=0.3)
+    found = doctor.examine(probes, str(live.config), conf_dir=conf_dir)
+    assert doctor.exit_status(found) == 2
+    assert found[0].what.endswith(f"the event socket at 127.0.0.1:{server.port} did not answer within 0.3 s")
+
+
+def test_the_event_socket_is_where_event_socket_conf_xml_says(tmp_path):
+    site = fstree.stock(tmp_path / "freeswitch")
+    for ip, port, expected in [("::", "8021", ("127.0.0.1", 8021)), ("0.0.0.0", "8022", ("127.0.0.1", 8022)),
+                               ("[::1]", "8021", ("::1", 8021)), ("192.0.2.5", "8021", ("192.0.2.5", 8021))]:
+        site.write("autoload_configs/event_socket.conf.xml", EVENT_SOCKET.format(ip=ip, port=port, password="pw"))
+        found = doctor.event_socket(fsmodel.load(str(site.root)), 1.0)
+        assert (found.host, found.port, found.password) == (*expected, "pw")
+    site.write("autoload_configs/event_socket.conf.xml",
+               EVENT_SOCKET.format(ip="$${local_ip_v4}", port="8021", password="pw"))
+    assert doctor.event_socket(fsmodel.load(str(site.root)), 1.0) is None
+    assert doctor.event_socket(None, 1.0) is None
 
 
 def test_a_hanging_fs_cli_is_given_up_on(live, fail2ban):
@@ -204,7 +259,7 @@ def test_a_hanging_fs_cli_is_given_up_on(live, fail2ban):
     live.mode("hang")
     env = {**os.environ, "PATH": f"{live.bin}{os.pathsep}{os.environ.get('PATH', '')}"}
     result = subprocess.run([sys.executable, "-m", "fs_guard", "doctor", "--timeout", "0.5", "--json",
-                             "--fail2ban-socket", str(fail2ban.socket)],
+                             "--fail2ban-socket", str(fail2ban.socket), "--conf-dir", str(live.conf / "nothing")],
                             capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 2, result.stderr
     first = json.loads(result.stdout)["links"][0]
@@ -225,7 +280,7 @@ def test_a_program_whose_children_keep_its_output_open_is_killed_with_them(tmp_p
 
 
 def test_no_fs_cli_at_all_cannot_check(tmp_path):
-    finding = doctor.check_freeswitch(FsCli(str(tmp_path / "nowhere" / "fs_cli"), timeout=5))
+    finding = doctor.reach_freeswitch(FsCli(str(tmp_path / "nowhere" / "fs_cli"), timeout=5), lambda: None)[1]
     assert finding.status == doctor.UNKNOWN
     assert finding.what.startswith("FreeSWITCH does not answer fs_cli -x status: cannot run ")
 
@@ -235,7 +290,7 @@ def test_no_fs_cli_at_all_cannot_check(tmp_path):
 
 def test_no_fs_cli_on_path_says_where_to_find_it(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    finding = doctor.check_freeswitch(FsCli(timeout=5))
+    finding = doctor.reach_freeswitch(FsCli(timeout=5), lambda: None)[1]
     assert (finding.status, finding.what) == (doctor.UNKNOWN, "no fs_cli on PATH: cannot ask FreeSWITCH")
     assert finding.fix.startswith("export PATH=$PATH:/usr/local/freeswitch/bin")
 

@@ -28,7 +28,7 @@ from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequ
 from fs_guard import __version__
 from fs_guard.fsconf import fsmodel, fsxml
 from fs_guard.fsconf.install import DEFAULT_CONTEXTS, JAIL_FILE
-from fs_guard.fsconf.programs import FS_CLI, Fail2banClient, FsCli
+from fs_guard.fsconf.live import FS_CLI, FS_CLI_TIMEOUT, EventSocket, Fail2banClient, FreeSwitchApi, FsCli, Reply
 from fs_guard.runtime import host
 from fs_guard.runtime.config import ClusterSettings, Config, ConfigError, load_config
 
@@ -47,7 +47,7 @@ BUILD_INFO = "fs_guard_build_info"
 HTTP_TIMEOUT = 2.0
 HTTP_MAX_BYTES = 4 << 20
 #: fs_cli's built-in profile (fs_cli.c), used when no fs_cli.conf says otherwise.
-FS_CLI_PORT, FS_CLI_PASSWORD = "8021", "ClueCon"
+FS_CLI_HOST, FS_CLI_PORT, FS_CLI_PASSWORD = "127.0.0.1", "8021", "ClueCon"
 _JAIL_LIST = re.compile(r"Jail list:\s*(.*)")
 
 
@@ -188,7 +188,8 @@ def _ping(settings: ClusterSettings) -> Tuple[bool, str]:
 class Probes:
     """What doctor reads the live system with; tests hand in their own."""
 
-    freeswitch: FsCli = field(default_factory=FsCli)
+    freeswitch: FreeSwitchApi = field(default_factory=FsCli)
+    timeout: float = FS_CLI_TIMEOUT  # for the event socket, when fs_cli gets no answer
     fail2ban: Fail2banClient = field(default_factory=Fail2banClient)
     identity: Callable[[Optional[str]], Optional[Identity]] = freeswitch_identity
     read_config: Callable[[str], Config] = load_config
@@ -218,40 +219,55 @@ def section(report: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def event_socket_note(config: Optional[fsmodel.FsConfig]) -> str:
-    """What FreeSWITCH's event socket asks of fs_cli beyond fs_cli's built-in profile
-    (127.0.0.1:8021, ClueCon), read from event_socket.conf.xml; "" when nothing."""
+def event_socket(config: Optional[fsmodel.FsConfig], timeout: float) -> Optional[EventSocket]:
+    """FreeSWITCH's event socket as event_socket.conf.xml sets it up (fs_cli's built-in
+    profile for what it leaves out); None without one, or with an address only FreeSWITCH
+    could work out (``$${local_ip_v4}``)."""
     conf = config.configuration("event_socket.conf") if config is not None else None
     if conf is None:
-        return ""
+        return None
     found = fsmodel.params(conf.find("settings"))
-    port = found["listen-port"].get("value") if "listen-port" in found else FS_CLI_PORT
-    password = found["password"].get("value") if "password" in found else FS_CLI_PASSWORD
-    differs = ([f"port {port}"] if port != FS_CLI_PORT else []) + (
-        [f"a password other than {FS_CLI_PASSWORD}"] if password != FS_CLI_PASSWORD else [])
-    if not differs:
-        return ""
-    return (f"; event_socket.conf.xml gives the event socket {' and '.join(differs)}: fs_cli reads them "
-            "from /etc/fs_cli.conf or ~/.fs_cli_conf ([default] with port => and password =>)")
+
+    def value(name: str, default: str) -> str:
+        return found[name].get("value").strip() if name in found else default
+
+    host = value("listen-ip", FS_CLI_HOST).strip("[]")
+    port = value("listen-port", FS_CLI_PORT)
+    if "$${" in host or not port.isdigit():
+        return None
+    host = FS_CLI_HOST if host in ("", "::", "0.0.0.0") else host  # every address: loopback is one
+    return EventSocket(host, int(port), value("password", FS_CLI_PASSWORD), timeout)
 
 
-def check_freeswitch(fs: FsCli, socket_note: Callable[[], str] = str) -> Finding:
-    """FreeSWITCH answers ``status`` and is ready; ``socket_note`` is asked only when it does not answer."""
+def _ready(reply: Reply, how: str) -> Finding:
+    ready = next((line.strip() for line in reply.out.splitlines() if "FreeSWITCH" in line and " is " in line), "")
+    if ready.endswith("is ready"):
+        return ok("freeswitch", ready + how)
+    return unknown("freeswitch", f"FreeSWITCH is not ready: {ready or reply.first_line}",
+                   "wait until it has started, then run fs-guard doctor again")
+
+
+def reach_freeswitch(fs: FreeSwitchApi, socket: Callable[[], Optional[EventSocket]]) -> Tuple[FreeSwitchApi, Finding]:
+    """FreeSWITCH answers ``status``, through fs_cli or, when fs_cli gets no answer (not on
+    PATH, not its password), on the event socket of its configuration (``socket``, asked
+    only then); returns what answered, for the later links."""
     reply = fs.ask("status")
-    ready = next((line for line in reply.out.splitlines() if "FreeSWITCH" in line and " is " in line), "")
-    if reply.ok and ready.rstrip().endswith("is ready"):
-        return ok("freeswitch", ready.strip())
     if reply.ok:
-        return unknown("freeswitch", f"FreeSWITCH is not ready: {ready.strip() or reply.first_line}",
-                       "wait until it has started, then run fs-guard doctor again")
+        return fs, _ready(reply, "")
+    direct = socket()
+    second = direct.ask("status") if direct is not None else None
+    if direct is not None and second.ok:
+        return direct, _ready(second, f" (asked on its event socket {direct.address}; {FS_CLI}: {reply.first_line})")
+    tried = f"; its event socket {direct.address}: {second.first_line}" if direct is not None else ""
     if reply.failure.startswith(f"no {FS_CLI}"):
-        return unknown("freeswitch", f"{reply.failure}: cannot ask FreeSWITCH",
-                       "export PATH=$PATH:/usr/local/freeswitch/bin   # where a source build puts fs_cli")
-    return unknown("freeswitch", f"FreeSWITCH does not answer {FS_CLI} -x status: {reply.first_line}{socket_note()}",
-                   "systemctl start freeswitch   # if it runs, fs_cli cannot reach or log in to its event socket")
+        return fs, unknown("freeswitch", f"{reply.failure}: cannot ask FreeSWITCH{tried}",
+                           "export PATH=$PATH:/usr/local/freeswitch/bin   # where a source build puts fs_cli")
+    return fs, unknown("freeswitch", f"FreeSWITCH does not answer {FS_CLI} -x status: {reply.first_line}{tried}",
+                       "systemctl start freeswitch   # if it runs: fs_cli's password (/etc/fs_cli.conf) must be "
+                       "event_socket.conf.xml's")
 
 
-def check_mod_python3(fs: FsCli) -> Finding:
+def check_mod_python3(fs: FreeSwitchApi) -> Finding:
     reply = fs.ask(f"module_exists {fsmodel.PYTHON_MODULE}")
     if reply.ok and reply.out.strip() == "true":
         return ok("mod_python3", "loaded")
@@ -262,7 +278,7 @@ def check_mod_python3(fs: FsCli) -> Finding:
     return unknown("mod_python3", f"no answer to module_exists: {reply.first_line}")
 
 
-def check_import(fs: FsCli, where: Where) -> Tuple[Finding, Optional[Dict[str, Any]]]:
+def check_import(fs: FreeSwitchApi, where: Where) -> Tuple[Finding, Optional[Dict[str, Any]]]:
     """FreeSWITCH's Python imports fs_guard (``python fs_guard.status json``) and it is this
     version; returns the status report too, which later links read."""
     reply = fs.ask("python fs_guard.status json")
@@ -289,7 +305,7 @@ def check_import(fs: FsCli, where: Where) -> Tuple[Finding, Optional[Dict[str, A
     return ok("import", f"FreeSWITCH's Python imports fs_guard {version}"), report
 
 
-def check_screen(fs: FsCli, context: str, on_disk: Optional[fsmodel.FsConfig], where: Where) -> Finding:
+def check_screen(fs: FreeSwitchApi, context: str, on_disk: Optional[fsmodel.FsConfig], where: Where) -> Finding:
     """The screen is the first action of every call in ``context``, in the dialplan FreeSWITCH
     has loaded (``xml_locate``); the fix depends on whether the file on disk has it already."""
     link = f"screen {context}"
@@ -480,8 +496,8 @@ def examine(probes: Probes, cli_config: str, contexts: Sequence[str] = DEFAULT_C
             conf_dir: str = host.DEFAULT_CONF_DIR) -> List[Finding]:
     """Every link, in chain order; ``cli_config`` is the file fs-guard's own commands read,
     ``conf_dir`` FreeSWITCH's configuration when FreeSWITCH does not say where it is."""
-    fs = probes.freeswitch
-    first = check_freeswitch(fs, lambda: event_socket_note(_load_configuration(conf_dir)))
+    fs, first = reach_freeswitch(probes.freeswitch,
+                                 lambda: event_socket(_load_configuration(conf_dir), probes.timeout))
     screens = [f"screen {context}" for context in contexts]
     if first.status != OK:
         return [first] + _not_reached(BEFORE_SCREENS + tuple(screens) + AFTER_SCREENS, "FreeSWITCH does not answer")

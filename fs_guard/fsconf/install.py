@@ -23,8 +23,8 @@ import re
 from dataclasses import dataclass, replace
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from fs_guard.fsconf import bundle, fsmodel, fsxml, programs, xmledit
-from fs_guard.fsconf.programs import FS_CLI
+from fs_guard.fsconf import bundle, fsmodel, fsxml, live, xmledit
+from fs_guard.fsconf.live import FS_CLI
 
 from fs_guard.runtime import host
 from fs_guard.runtime.config import CONFIG_BASENAME, DEFAULT_FILENAME, ConfigError, parse_config
@@ -142,12 +142,12 @@ class Overlay:
 
 
 #: Seconds to wait for fs_cli: a FreeSWITCH that is not running must not stall install.
-FS_CLI_TIMEOUT = programs.FS_CLI_TIMEOUT
+FS_CLI_TIMEOUT = live.FS_CLI_TIMEOUT
 
 
 def ask_freeswitch(name: str) -> Optional[str]:
     """A global variable of the running FreeSWITCH, as an absolute path; None unanswered."""
-    return programs.FsCli(timeout=FS_CLI_TIMEOUT).global_path(name)
+    return live.FsCli(timeout=FS_CLI_TIMEOUT).global_path(name)
 
 
 def _running_log_dir(conf_dir: str) -> Tuple[Optional[str], str]:

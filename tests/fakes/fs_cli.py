@@ -26,21 +26,28 @@ def _read(directory: str, name: str) -> Optional[str]:
         return None
 
 
+def mode(answers: str) -> str:
+    return (_read(answers, "MODE") or "").strip()
+
+
+def answer(answers: str, command: str) -> str:
+    """What fs_cli prints for ``command``: FreeSWITCH's answer and a newline."""
+    found = _read(answers, re.sub(r"[ ./]", "_", command) + ".out")
+    if found is None and command.startswith("global_getvar "):
+        found = _read(answers, "global_getvar_nosuchvar.out")
+    if found is None:
+        found = f"-ERR {command.split(' ')[0]} Command not found!\n\n"
+    return found
+
+
 def main(argv: List[str]) -> int:
     answers = os.environ["FAKE_FS_CLI_ANSWERS"]
-    mode = (_read(answers, "MODE") or "").strip()
-    if mode == "notrunning":
+    if mode(answers) == "notrunning":
         sys.stderr.write(_read(answers, "notrunning.out") or "")
         return 255
-    if mode == "hang":
+    if mode(answers) == "hang":
         time.sleep(3600)
-    command = argv[argv.index("-x") + 1]
-    answer = _read(answers, re.sub(r"[ ./]", "_", command) + ".out")
-    if answer is None and command.startswith("global_getvar "):
-        answer = _read(answers, "global_getvar_nosuchvar.out")
-    if answer is None:
-        answer = f"-ERR {command.split(' ')[0]} Command not found!\n\n"
-    sys.stdout.write(answer)
+    sys.stdout.write(answer(answers, argv[argv.index("-x") + 1]))
     return 0
 
 

@@ -8,7 +8,7 @@ import json
 from fs_guard import __version__
 from fs_guard.fsconf import doctor
 from fs_guard.fsconf.install import DEFAULT_CONTEXTS
-from fs_guard.fsconf.programs import FS_CLI_TIMEOUT, Fail2banClient, FsCli
+from fs_guard.fsconf.live import FS_CLI_TIMEOUT, Fail2banClient, FsCli
 from fs_guard.offline.cli.install import conf_dir_option
 from fs_guard.runtime.config import locate_config
 
@@ -24,9 +24,9 @@ def register(sub: "argparse._SubParsersAction") -> None:
         description="Ask the running FreeSWITCH (fs_cli), fail2ban (fail2ban-client) and, when configured, "
         "the cluster's Redis and the metrics endpoint whether each link of the chain works, and print the "
         "command that fixes each broken link. Changes nothing; every probe has a timeout. Exit status: "
-        "0 all good, 1 a problem, 2 something could not be checked (FreeSWITCH not running, ...). The running "
-        "FreeSWITCH says where its configuration is; --conf-dir is read only when it does not answer (to tell "
-        "whether fs_cli can log in to its event socket).",
+        "0 all good, 1 a problem, 2 something could not be checked (FreeSWITCH not running, ...). When fs_cli "
+        "gets no answer, FreeSWITCH is asked on the event socket that --conf-dir's event_socket.conf.xml sets up "
+        "(with its password); once FreeSWITCH answers, it says where its configuration is.",
     )
     parser.add_argument(
         "--context", action="append", metavar="NAME",
@@ -35,7 +35,8 @@ def register(sub: "argparse._SubParsersAction") -> None:
     conf_dir_option(parser)
     parser.add_argument("--fail2ban-socket", metavar="PATH", help="fail2ban's socket (default: fail2ban-client's)")
     parser.add_argument("--timeout", type=float, default=FS_CLI_TIMEOUT, metavar="SECONDS",
-                        help=f"how long each fs_cli or fail2ban-client call may take (default: {FS_CLI_TIMEOUT:g})")
+                        help="how long each fs_cli, event socket or fail2ban-client call may take "
+                        f"(default: {FS_CLI_TIMEOUT:g})")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout, for tools")
     parser.set_defaults(run=run_doctor)
 
@@ -43,7 +44,7 @@ def register(sub: "argparse._SubParsersAction") -> None:
 def run_doctor(args: argparse.Namespace) -> int:
     timeout = max(args.timeout, 0.1)
     probes = doctor.Probes(freeswitch=FsCli(timeout=timeout),
-                           fail2ban=Fail2banClient(socket=args.fail2ban_socket, timeout=timeout))
+                           fail2ban=Fail2banClient(socket=args.fail2ban_socket, timeout=timeout), timeout=timeout)
     findings = doctor.examine(probes, locate_config(), args.context or DEFAULT_CONTEXTS, args.conf_dir)
     status = doctor.exit_status(findings)
     if args.json:
