@@ -9,6 +9,7 @@ event socket is spoken to directly (when fs_cli cannot log in), against one dead
 
 from __future__ import annotations
 
+import abc
 import os
 import shutil
 import signal
@@ -82,11 +83,11 @@ def locate(name: str, program: Optional[str]) -> Optional[str]:
     return program or shutil.which(name)
 
 
-class FreeSwitchApi:
+class FreeSwitchApi(abc.ABC):
     """An API command to the running FreeSWITCH and its answer, as fs_cli prints it."""
 
-    def ask(self, command: str) -> Reply:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def ask(self, command: str) -> Reply: ...
 
     def global_path(self, name: str) -> Optional[str]:
         """A global variable holding an absolute path (``conf_dir``...); None unanswered.
