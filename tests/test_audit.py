@@ -8,6 +8,9 @@ file and line that has to change.
 from __future__ import annotations
 
 import json
+import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -18,14 +21,22 @@ from fs_guard.offline.cli import main
 GATEWAY_BRIDGE = '<action application="bridge" data="sofia/gateway/example.com/$1"/>'
 
 
-@pytest.fixture
-def clean(tmp_path):
-    site = tmp_path / "site"
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """The hardened tree with fs-guard installed, once (install proves the import in a child Python)."""
+    site = tmp_path_factory.mktemp("site")
     tree = fstree.hardened(site / "conf")
     (site / "fail2ban").mkdir()
     (site / "log").mkdir()
-    install.apply_install(install.plan_install(str(tree.root), str(site / "fail2ban"), str(site / "log")))
-    return tree
+    python = install.PythonTarget(place=False, python=sys.executable, script_dir=str(site))
+    install.apply_install(install.plan_install(str(tree.root), str(site / "fail2ban"), str(site / "log"), python=python))
+    return tree.root
+
+
+@pytest.fixture
+def clean(installed, tmp_path):
+    """A copy of the installed tree for one test to open a hole in."""
+    return fstree.FsTree(Path(shutil.copytree(installed, tmp_path / "tree")))
 
 
 def findings(tree: fstree.FsTree):

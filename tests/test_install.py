@@ -33,11 +33,17 @@ class Site:
         self.conf = self.tree.root
         self.fail2ban = tmp_path / "etc" / "fail2ban"
         self.log = tmp_path / "var" / "log" / "freeswitch"
+        self.scripts = tmp_path / "usr" / "share" / "freeswitch" / "scripts"
         self.fail2ban.mkdir(parents=True)
         self.log.mkdir(parents=True)
+        self.scripts.mkdir(parents=True)
+        # mod_python3's Python, for the tests about the configuration: this one, which imports
+        # fs-guard already (test_install_python.py puts it into a script directory)
+        self.python = ("--python", sys.executable, "--script-dir", str(self.scripts), "--check-import")
 
     def args(self, *extra: str):
-        return ["--conf-dir", str(self.conf), "--fail2ban-dir", str(self.fail2ban), "--log-dir", str(self.log), *extra]
+        conf = ["--conf-dir", str(self.conf), "--fail2ban-dir", str(self.fail2ban), "--log-dir", str(self.log)]
+        return [*conf, *self.python, *extra]
 
     def snapshot(self):
         return fstree.snapshot(self.conf, self.fail2ban, self.log)
@@ -328,7 +334,8 @@ def test_a_current_source_build_logs_under_its_prefix(tmp_path, capsys):
     logs.mkdir(parents=True)
     fail2ban = tmp_path / "fail2ban"
     fail2ban.mkdir()
-    code, out = run(capsys, "install", "--conf-dir", str(tree.root), "--fail2ban-dir", str(fail2ban))
+    python = ("--python", sys.executable, "--check-import")
+    code, out = run(capsys, "install", "--conf-dir", str(tree.root), "--fail2ban-dir", str(fail2ban), *python)
     assert code == 0, out
     assert f"logpath  = {logs}/fs-guard-ban.log\n" in (fail2ban / "jail.d" / "fs-guard.conf").read_text()
     assert f"ban log: {logs}/fs-guard-ban.log (log_dir {logs}: source-build layout under {prefix} (" in out
@@ -339,7 +346,7 @@ def test_vars_xml_log_dir_is_used_for_the_jail(site, capsys):
     elsewhere = site.log.parent / "fs"
     elsewhere.mkdir()
     site.tree.replace("vars.xml", "</include>", f'  <X-PRE-PROCESS cmd="set" data="log_dir={elsewhere}"/>\n</include>')
-    code, out = run(capsys, "install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban))
+    code, out = run(capsys, "install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban), *site.python)
     assert code == 0, out
     assert f"logpath  = {elsewhere}/fs-guard-ban.log\n" in (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
 
@@ -350,7 +357,7 @@ def test_a_running_freeswitch_on_this_configuration_is_asked_first(site, bin_dir
     site.tree.replace("vars.xml", "</include>", f'  <X-PRE-PROCESS cmd="set" data="log_dir={site.log}"/>\n</include>')
     (tmp_path / "conf-link").symlink_to(site.conf)  # the same directory, by another name
     answering_fs_cli(bin_dir, tmp_path / "conf-link", answered)
-    code, out = run(capsys, "install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban))
+    code, out = run(capsys, "install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban), *site.python)
     assert code == 0, out
     assert f"logpath  = {answered}/fs-guard-ban.log\n" in (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
     assert (
@@ -361,7 +368,7 @@ def test_a_running_freeswitch_on_this_configuration_is_asked_first(site, bin_dir
 
 def test_the_log_dir_of_a_freeswitch_running_on_another_configuration_is_not_used(site, bin_dir, capsys):
     answering_fs_cli(bin_dir, "/usr/local/freeswitch/etc/freeswitch", "/usr/local/freeswitch/var/log/freeswitch")
-    code, out = run(capsys, "install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban))
+    code, out = run(capsys, "install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban), *site.python)
     assert code == 0, out
     assert f"logpath  = {site.log}/fs-guard-ban.log\n" in (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
     assert "source-build layout" in out

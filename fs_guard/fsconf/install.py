@@ -5,6 +5,11 @@ result is preprocessed again as FreeSWITCH would read it. Only when that proves 
 screen is the first action of each context, mod_python3 is loaded and the events hook
 starts, is anything written (or, with --dry-run, shown as a diff).
 
+It also makes fs-guard importable where mod_python3 imports it, without touching the
+distribution's Python: fs-guard and its dependencies, built for the Python mod_python3.so
+is linked against, go into FreeSWITCH's script directory (``fs_guard.fsconf.payload``),
+or, with ``--check-import``, install only proves that Python imports it already.
+
 What install did is kept under ``<conf_dir>/.fs-guard/``: a manifest, a backup of every
 file as it was before (``backups/``) and as install left it (``installed/``). Uninstall
 restores each edited file byte for byte and removes each file install created, as long
@@ -20,10 +25,11 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 from dataclasses import dataclass, replace
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from fs_guard.fsconf import bundle, fsmodel, fsxml, live, xmledit
+from fs_guard.fsconf import bundle, fsmodel, fsxml, live, modpython, payload, selinux, xmledit
 from fs_guard.fsconf.live import FS_CLI
 
 from fs_guard.runtime import host
@@ -39,6 +45,8 @@ DEFAULT_CONTEXTS = ("public", "default")
 DEFAULT_FAIL2BAN_DIR = "/etc/fail2ban"
 LOAD_PYTHON = '<load module="mod_python3"/>'
 STARTUP_SCRIPT = f'<param name="startup-script" value="{fsmodel.EVENTS_MODULE}"/>'
+#: Manifest group of the files of fs-guard's Python packages in the script directory.
+PYTHON_GROUP = "python"
 _LOAD_PYTHON = re.compile(r'<load\s+module\s*=\s*"mod_python3"\s*/>')
 _LOGPATH = re.compile(r"^(logpath[ \t]*=[ \t]*)[^\n]*\n(?:[ \t]+[^\n]*\n)*", re.MULTILINE)
 
@@ -56,6 +64,7 @@ class Change:
     after: Optional[bytes]
     why: str
     mode: int = 0o644  # for a file that is created
+    group: str = ""  # "": a configuration file, shown as a diff; PYTHON_GROUP: one of many, summed up
 
 
 @dataclass(frozen=True)
@@ -92,9 +101,10 @@ class Overlay:
     """The disk as it would be after the planned writes (an ``fsxml.Source``)."""
 
     def __init__(self) -> None:
-        self._pending: Dict[str, bytes] = {}
+        self._pending: Dict[str, Optional[bytes]] = {}  # None: to be removed
         self._why: Dict[str, List[str]] = {}
         self._modes: Dict[str, int] = {}
+        self._groups: Dict[str, str] = {}
 
     def read_bytes(self, path: str) -> Optional[bytes]:
         return self._pending[path] if path in self._pending else _read(path)
@@ -112,13 +122,14 @@ class Overlay:
                 found.add(path)
         return sorted(found)
 
-    def put(self, path: str, data: bytes, why: str, mode: int = 0o644) -> None:
-        """Plan ``path`` to hold ``data``; nothing is planned when it already does."""
+    def put(self, path: str, data: Optional[bytes], why: str, mode: int = 0o644, group: str = "") -> None:
+        """Plan ``path`` to hold ``data`` (None: to be removed); nothing is planned when it already does."""
         if self.read_bytes(path) == data:
             return
         self._pending[path] = data
         self._why.setdefault(path, []).append(why)
         self._modes.setdefault(path, mode)
+        self._groups.setdefault(path, group)
 
     def edit(self, path: str, text: str, why: str) -> None:
         self.put(path, _bytes(text), why)
@@ -134,7 +145,8 @@ class Overlay:
         for path, data in self._pending.items():
             before = _read(path)
             if before != data:
-                found.append(Change(path, before, data, "; ".join(self._why[path]), self._modes[path]))
+                why = "; ".join(self._why[path])
+                found.append(Change(path, before, data, why, self._modes[path], self._groups[path]))
         return tuple(found)
 
 
@@ -150,14 +162,31 @@ def ask_freeswitch(name: str) -> Optional[str]:
     return live.FsCli(timeout=FS_CLI_TIMEOUT).global_path(name)
 
 
-def _running_log_dir(conf_dir: str) -> Tuple[Optional[str], str]:
-    """log_dir of the FreeSWITCH running on ``conf_dir``; else None and why (or "")."""
-    running_conf = ask_freeswitch("conf_dir")
-    if running_conf is None:
-        return None, ""
-    if os.path.realpath(running_conf) != os.path.realpath(conf_dir):
-        return None, f"the running FreeSWITCH reads {running_conf}, not this configuration: its log_dir is not used"
-    return ask_freeswitch("log_dir"), ""
+class RunningFreeSwitch:
+    """The FreeSWITCH running on one configuration directory, each variable asked once.
+
+    Another FreeSWITCH's directories are not this configuration's: when the running one
+    reads another conf_dir (or none answers), every answer is None and ``why_not`` says so.
+    """
+
+    def __init__(self, conf_dir: str) -> None:
+        self.conf_dir = os.path.abspath(conf_dir)
+        self._answers: Dict[str, Optional[str]] = {}
+        self.why_not = ""
+
+    def _ask(self, name: str) -> Optional[str]:
+        if name not in self._answers:
+            self._answers[name] = ask_freeswitch(name)
+        return self._answers[name]
+
+    def get(self, name: str) -> Optional[str]:
+        running_conf = self._ask("conf_dir")
+        if running_conf is None:
+            return None
+        if os.path.realpath(running_conf) != os.path.realpath(self.conf_dir):
+            self.why_not = f"the running FreeSWITCH reads {running_conf}, not this configuration: its directories are not used"
+            return None
+        return self._ask(name)
 
 
 def _layout_log_dir(conf_dir: str, variables: Mapping[str, str]) -> Tuple[str, str]:
@@ -180,7 +209,9 @@ def _layout_log_dir(conf_dir: str, variables: Mapping[str, str]) -> Tuple[str, s
     return host.DEFAULT_LOG_DIR, "the packaged FreeSWITCH default"
 
 
-def guess_log_dir(conf_dir: str, variables: Mapping[str, str]) -> Tuple[str, str]:
+def guess_log_dir(
+    conf_dir: str, variables: Mapping[str, str], running: Optional[RunningFreeSwitch] = None
+) -> Tuple[str, str]:
     """FreeSWITCH's log_dir as fs-guard will see it, and how it was found.
 
     FreeSWITCH takes its log directory from its -log option or its build prefix, not
@@ -188,11 +219,17 @@ def guess_log_dir(conf_dir: str, variables: Mapping[str, str]) -> Tuple[str, str
     So the running FreeSWITCH is asked first, when it runs on this configuration.
     """
     conf_dir = os.path.abspath(conf_dir)
-    answer, why_not = _running_log_dir(conf_dir)
+    running = running or RunningFreeSwitch(conf_dir)
+    answer = running.get("log_dir")
     if answer is not None:
-        return answer, f'the running FreeSWITCH answered {FS_CLI} -x "global_getvar log_dir"'
+        return answer, _answered("log_dir")
     log_dir, how = _layout_log_dir(conf_dir, variables)
-    return log_dir, f"{how}; {why_not}" if why_not else how
+    return log_dir, f"{how}; {running.why_not}" if running.why_not else how
+
+
+def _answered(name: str) -> str:
+    return f'the running FreeSWITCH answered {FS_CLI} -x "global_getvar {name}"'
+
 
 
 def set_logpath(jail: str, path: str) -> str:
@@ -215,6 +252,18 @@ def _ban_log_path(config_data: bytes, config_path: str, log_dir: str, notes: Lis
     return filename if os.path.isabs(filename) else os.path.join(log_dir, filename)
 
 
+@dataclass(frozen=True)
+class PythonTarget:
+    """How install makes fs-guard importable by the Python mod_python3 runs."""
+
+    place: bool = True  # put fs-guard and its dependencies into the script directory; False: only check
+    python: Optional[str] = None  # that interpreter (default: the one mod_python3.so is linked against)
+    script_dir: Optional[str] = None  # default: the running FreeSWITCH's, else the layout's
+    mod_dir: Optional[str] = None  # where mod_python3.so is (same defaults)
+    package: Optional[str] = None  # what pip installs (default: payload.requirement)
+    wheels: Optional[str] = None  # install from the wheels in this directory only, no index
+
+
 class _Installer:
     """One install plan being built."""
 
@@ -223,6 +272,7 @@ class _Installer:
         self.contexts = tuple(contexts)
         self.overlay = Overlay()
         self.notes: List[str] = []
+        self.running = RunningFreeSwitch(self.conf_dir)
 
     def load(self) -> fsmodel.FsConfig:
         return fsmodel.load(self.conf_dir, self.overlay)
@@ -320,6 +370,75 @@ class _Installer:
                 f"(fs_cli -x 'global_getvar log_dir'; pass --log-dir)"
             )
 
+    def python(self, target: PythonTarget) -> None:
+        """fs-guard where mod_python3 imports it: placed in the script directory, or checked there."""
+        script_dir, mod_dirs, how = self._python_dirs(target)
+        try:
+            linked = modpython.linked_python(mod_dirs, target.python)
+        except modpython.PythonNotFound as exc:
+            raise InstallError(f"{exc}; nothing was changed") from None
+        self.notes.append(f"mod_python3 runs {linked.describe()}; its script directory is {script_dir} ({how})")
+        try:
+            if target.place:
+                self._place_python(linked, script_dir, target)
+                return
+            problem = payload.probe(linked.interpreter, script_dir).problem()
+        except payload.PayloadError as exc:
+            raise InstallError(f"{exc}; nothing was changed") from None
+        if problem:
+            raise InstallError(
+                f"{linked.interpreter}, with {script_dir} first on sys.path as mod_python3 runs it, would not run "
+                f"fs-guard: {problem}. Every call would go through unscreened. Run install without --check-import "
+                "to put fs-guard there; nothing was changed"
+            )
+
+    def _python_dirs(self, target: PythonTarget) -> Tuple[str, Tuple[str, ...], str]:
+        layout = modpython.layout(self.conf_dir)
+        if target.script_dir:
+            script_dir, how = os.path.abspath(target.script_dir), "--script-dir"
+        elif self.running.get("script_dir"):
+            script_dir, how = self.running.get("script_dir"), _answered("script_dir")
+        else:
+            script_dir, how = layout.script_dir, layout.how
+        answered = self.running.get("mod_dir")
+        mod_dirs = (target.mod_dir,) if target.mod_dir else (answered,) if answered else layout.mod_dirs
+        return script_dir, mod_dirs, how
+
+    def _place_python(self, linked: modpython.LinkedPython, script_dir: str, target: PythonTarget) -> None:
+        if not os.path.isdir(script_dir):
+            raise InstallError(
+                f"FreeSWITCH's script directory {script_dir} does not exist: is FreeSWITCH installed here? "
+                f"(fs_cli -x \"global_getvar script_dir\"; pass --script-dir); nothing was changed"
+            )
+        wanted = payload.requirement(target.package, target.wheels)
+        with tempfile.TemporaryDirectory(prefix="fs-guard-stage-") as staging:
+            payload.stage(linked.interpreter, wanted, target.wheels, staging)
+            probe = payload.probe(linked.interpreter, staging)
+            problem = probe.problem() or (
+                None if (probe.file or "").startswith(staging + os.sep) else f"fs_guard came from {probe.file}, not from {wanted}"
+            )
+            if problem:
+                raise InstallError(f"{wanted}, installed by pip for {linked.interpreter}, does not run there: {problem}")
+            why = f"{payload.contents(staging)} for Python {linked.version}"
+            self._copy_in(staging, script_dir, why)
+        self.notes.append(f"Python packages: {why}, in {script_dir} (imported there before the system's)")
+
+    def _copy_in(self, staging: str, script_dir: str, why: str) -> None:
+        """Plan the staged files into the script directory; files an older install put there and
+        this one does not are removed."""
+        manifest = load_manifest(self.conf_dir) or Manifest((), ())
+        ours = {e.path for e in manifest.entries if e.group == PYTHON_GROUP}
+        placed = []
+        for relative, full in payload.files(staging):
+            placed.append(os.path.join(script_dir, *relative.split("/")))
+        _refuse_foreign(staging, script_dir, placed, ours, manifest.created_dirs)
+        for (relative, full), path in zip(payload.files(staging), placed):
+            mode = 0o755 if os.stat(full).st_mode & 0o111 else 0o644
+            with open(full, "rb") as handle:
+                self.overlay.put(path, handle.read(), why, mode, PYTHON_GROUP)
+        for path in sorted(ours - set(placed)):
+            self.overlay.put(path, None, "no longer part of fs-guard's Python packages", group=PYTHON_GROUP)
+
     def verify(self) -> None:
         config = self.load()
         problems = [
@@ -340,11 +459,51 @@ class _Installer:
             )
 
 
+def _refuse_foreign(
+    staging: str, script_dir: str, placed: Sequence[str], ours: "set[str]", created_dirs: Sequence[str]
+) -> None:
+    """Another copy of a package fs-guard brings (an earlier pip install by hand) would mix with it."""
+    foreign = [p for p in placed if p not in ours and os.path.lexists(p)]
+    for name in os.listdir(staging):
+        path = os.path.join(script_dir, name)
+        if name != "__pycache__" and os.path.isdir(path) and path not in created_dirs:
+            foreign.append(path)
+    if foreign:
+        shown = ", ".join(sorted(set(foreign))[:5]) + (", ..." if len(set(foreign)) > 5 else "")
+        raise InstallError(
+            f"{script_dir} already holds {shown}, not put there by fs-guard install: fs-guard's packages would mix "
+            "with them. Move them out of the script directory (or, if they are a working fs-guard you installed "
+            "yourself, pass --check-import); nothing was changed"
+        )
+
+
+def ban_log_of(
+    conf_dir: str, log_dir: Optional[str] = None, running: Optional[RunningFreeSwitch] = None
+) -> Tuple[str, str, List[str]]:
+    """The ban log fs-guard would write for ``conf_dir``: path, how log_dir was found, notes."""
+    work = _Installer(conf_dir, ())
+    config_path = work.load().variables.get("fs_guard_config") or os.path.join(work.conf_dir, CONFIG_BASENAME)
+    config_data = _read(config_path) or bundle.read(bundle.FREESWITCH, CONFIG_BASENAME)
+    return _ban_log(work, config_path, config_data, log_dir, running or work.running)
+
+
+def _ban_log(
+    work: "_Installer", config_path: str, config_data: bytes, log_dir: Optional[str], running: RunningFreeSwitch
+) -> Tuple[str, str, List[str]]:
+    notes: List[str] = []
+    how = "--log-dir"
+    if not log_dir:
+        log_dir, how = guess_log_dir(work.conf_dir, work.load().variables, running)
+    return _ban_log_path(config_data, config_path, log_dir, notes), f"log_dir {log_dir}: {how}", notes
+
+
 def plan_install(
     conf_dir: str,
     fail2ban_dir: Optional[str] = None,
     log_dir: Optional[str] = None,
     contexts: Sequence[str] = DEFAULT_CONTEXTS,
+    python: PythonTarget = PythonTarget(),
+    host: selinux.Host = selinux.Host(),
 ) -> Plan:
     """What install would change; raises NotFreeSwitch, InstallError or BundleMissing."""
     work = _Installer(conf_dir, contexts)
@@ -352,28 +511,29 @@ def plan_install(
     work.python_module()
     work.events_hook()
     config_path, config_data = work.config_file()
-    if log_dir:
-        how = "--log-dir"
-    else:
-        log_dir, how = guess_log_dir(work.conf_dir, work.load().variables)
-    ban_log = _ban_log_path(config_data, config_path, log_dir, work.notes)
-    work.notes.append(f"ban log: {ban_log} (log_dir {log_dir}: {how})")
+    ban_log, how, notes = _ban_log(work, config_path, config_data, log_dir, work.running)
+    work.notes += notes + [f"ban log: {ban_log} ({how})"]
     work.fail2ban(fail2ban_dir or DEFAULT_FAIL2BAN_DIR, fail2ban_dir is not None, ban_log)
+    verdict = selinux.ban_log_verdict(ban_log, host)
+    if verdict is not None:
+        work.notes.append(verdict.message + "".join(f"\n    {command}" for command in verdict.commands))
     work.verify()
+    work.python(python)
     changes = work.overlay.changes()
-    return Plan(work.conf_dir, changes, tuple(work.notes), _next_steps(changes, work.conf_dir))
+    steps = _next_steps(changes, work.conf_dir, verdict.commands if verdict else ())
+    return Plan(work.conf_dir, changes, tuple(work.notes), steps)
 
 
-def _next_steps(changes: Sequence[Change], conf_dir: str) -> Tuple[str, ...]:
-    if not changes:
+def _next_steps(changes: Sequence[Change], conf_dir: str, selinux_fix: Sequence[str]) -> Tuple[str, ...]:
+    steps = [(command, "SELinux: let fail2ban read the ban log") for command in selinux_fix]
+    if not changes and not steps:
         return ()
     why = " ".join(change.why for change in changes)
-    steps = [
-        ('python3 -c "import fs_guard.screen"', "with the python3 mod_python3 uses: fs-guard must import there"),
-        ('fs_cli -x "reloadxml"', "read the new dialplan and configuration"),
-    ]
+    steps.append(('fs_cli -x "reloadxml"', "read the new dialplan and configuration"))
     if "mod_python3" in why or fsmodel.EVENTS_MODULE in why:
         steps.append(('fs_cli -x "load mod_python3"', "starts fs_guard.events (already loaded: restart FreeSWITCH)"))
+    elif any(change.group == PYTHON_GROUP for change in changes):
+        steps.append(("systemctl restart freeswitch", "a running FreeSWITCH keeps the fs-guard it imported"))
     if "fail2ban" in why:
         steps.append(("systemctl restart fail2ban", "or: fail2ban-client reload"))
     steps.append((f"fs-guard audit --conf-dir {conf_dir}", "no finding about fs-guard should be left"))
@@ -392,6 +552,7 @@ class Entry:
     backup: Optional[str]
     installed: str  # copy of an edited file as install left it (under STATE_DIR); "" for a created one
     installed_sha256: str
+    group: str = ""  # PYTHON_GROUP: a file of fs-guard's Python packages in the script directory
 
 
 @dataclass(frozen=True)
@@ -468,33 +629,74 @@ def _keep_copy(state: str, kind: str, number: int, path: str, data: bytes) -> st
 
 
 def apply_install(plan: Plan) -> List[str]:
-    """Write the planned changes, originals first; returns what was done, one line each."""
+    """Write the planned changes, originals first; returns what was done, one line each
+    (one line for all the files of the Python packages)."""
     state = state_dir(plan.conf_dir)
     manifest = load_manifest(plan.conf_dir) or Manifest((), ())
     done = []
-    entries = list(manifest.entries)
+    entries = {entry.path: entry for entry in manifest.entries}
     created = list(manifest.created_dirs)
     for change in plan.changes:
-        entry = manifest.entry(change.path)
+        entry = entries.get(change.path)
         if entry is None:
-            number = len(entries) + 1
+            number = _next_number(entries.values())
             backup = _keep_copy(state, "backups", number, change.path, change.before) if change.before is not None else None
-            entry = Entry(change.path, backup, "", "")
-            entries.append(entry)
+            entry = entries[change.path] = Entry(change.path, backup, "", "", change.group)
         created.extend(d for d in _missing_dirs(change.path) if d not in created)
-        done.append(_done_line(plan.conf_dir, change, entry))
-    _save(state, Manifest(tuple(entries), tuple(created)))  # the originals are safe before anything changes
+        if not change.group:
+            done.append(_done_line(plan.conf_dir, change, entry))
+    _save(state, Manifest(tuple(entries.values()), tuple(created)))  # the originals are safe before anything changes
     for change in plan.changes:
+        if change.after is None:
+            os.remove(change.path)
+            del entries[change.path]
+            _remove_empty_parents(change.path, created)
+            continue
         for directory in _missing_dirs(change.path):
             os.mkdir(directory, 0o755)
             _match_owner(directory)
         _write(change.path, change.after, change.mode)
-        index = next(i for i, e in enumerate(entries) if e.path == change.path)
         # what install left is kept only for an edited file: uninstall may have to take the edits out
-        copy = _keep_copy(state, "installed", index + 1, change.path, change.after) if entries[index].backup else ""
-        entries[index] = replace(entries[index], installed=copy, installed_sha256=_sha(change.after))
-    _save(state, Manifest(tuple(entries), tuple(created)))
-    return done
+        entry = entries[change.path]
+        copy = _keep_copy(state, "installed", _number_of(entry.backup), change.path, change.after) if entry.backup else ""
+        entries[change.path] = replace(entry, installed=copy, installed_sha256=_sha(change.after))
+    _save(state, Manifest(tuple(entries.values()), tuple(created)))
+    return done + group_lines(plan.changes, "installed")
+
+
+def _number_of(kept: str) -> int:
+    return int(kept.split("/")[-1].split("-", 1)[0])
+
+
+def _next_number(entries: Iterable[Entry]) -> int:
+    """A number no kept copy has (entries of removed files leave gaps)."""
+    entries = list(entries)
+    return 1 + max([len(entries)] + [_number_of(e.backup) for e in entries if e.backup])
+
+
+def _remove_empty_parents(path: str, created: List[str]) -> None:
+    """After removing ``path``, the directories install created for it that are now empty."""
+    parent = os.path.dirname(path)
+    while parent in created and not os.listdir(parent):
+        os.rmdir(parent)
+        created.remove(parent)
+        parent = os.path.dirname(parent)
+
+
+def group_lines(changes: Sequence[Change], verb: str) -> List[str]:
+    """One line for the files of the Python packages: how many, where and what."""
+    grouped = [change for change in changes if change.group]
+    if not grouped:
+        return []
+    counts = {
+        "new": sum(c.before is None for c in grouped),
+        "updated": sum(c.before is not None and c.after is not None for c in grouped),
+        "removed": sum(c.after is None for c in grouped),
+    }
+    shown = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
+    where = os.path.commonpath([os.path.dirname(c.path) for c in grouped])
+    whys = sorted({c.why for c in grouped if c.after is not None}) or [grouped[0].why]
+    return [f"{verb}  {len(grouped)} file(s) in {where} ({shown}): {'; '.join(whys)}"]
 
 
 def _done_line(conf_dir: str, change: Change, entry: Entry) -> str:
@@ -545,7 +747,7 @@ def plan_uninstall(conf_dir: str) -> Plan:
             if current is None:
                 continue
             if _sha(current) == entry.installed_sha256:
-                changes.append(Change(entry.path, current, None, "created by install"))
+                changes.append(Change(entry.path, current, None, "created by install", group=entry.group))
             else:
                 notes.append(f"{shown}: created by install and changed since: left in place (yours now)")
             continue
@@ -575,7 +777,8 @@ def apply_uninstall(plan: Plan) -> List[str]:
         shown = fsmodel.shown_path(plan.conf_dir, change.path)
         if change.after is None:
             os.remove(change.path)
-            done.append(f"removed  {shown}")
+            if not change.group:
+                done.append(f"removed  {shown}")
         else:
             _write(change.path, change.after, change.mode)
             done.append(f"restored {shown}")
@@ -585,7 +788,7 @@ def apply_uninstall(plan: Plan) -> List[str]:
             if os.path.isdir(directory) and not os.listdir(directory):
                 os.rmdir(directory)
         _remove_tree(state_dir(plan.conf_dir))
-    return done
+    return done + group_lines(plan.changes, "removed")
 
 
 def _remove_tree(top: str) -> None:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import List
 
-from fs_guard.fsconf import install
+from fs_guard.fsconf import install, modpython, selinux
 
 from fs_guard.runtime import host
 from fs_guard.fsconf.bundle import BundleMissing
@@ -19,8 +19,10 @@ def register(sub: "argparse._SubParsersAction") -> None:
         help="put the screen, mod_python3, the events hook and the fail2ban jail in place",
         description="Edit a FreeSWITCH configuration so that fs_guard.screen is the first action of "
         "the public and default contexts, mod_python3 is loaded and fs_guard.events starts; install "
-        "fs_guard.json (never over an existing one) and the fail2ban jail and filter. Idempotent; "
-        "keeps a backup of every file it edits under CONF_DIR/.fs-guard/.",
+        "fs_guard.json (never over an existing one) and the fail2ban jail and filter; put fs-guard and "
+        "its dependencies, built for the Python mod_python3.so is linked against, into FreeSWITCH's "
+        "script directory (the distribution's Python is never touched), and refuse unless that Python "
+        "imports them from there. Idempotent; keeps a backup of every file it edits under CONF_DIR/.fs-guard/.",
     )
     conf_dir_option(add)
     add.add_argument(
@@ -41,6 +43,45 @@ def register(sub: "argparse._SubParsersAction") -> None:
         action="append",
         metavar="NAME",
         help="a context to screen (repeatable; default: " + " and ".join(install.DEFAULT_CONTEXTS) + ")",
+    )
+    python = add.add_argument_group("mod_python3's Python")
+    python.add_argument(
+        "--python",
+        metavar="PATH",
+        help="the interpreter mod_python3 runs (default: the python3.X of the libpython mod_python3.so is "
+        "linked against; it must be that version)",
+    )
+    python.add_argument(
+        "--script-dir",
+        metavar="DIR",
+        help="FreeSWITCH's script directory, first on mod_python3's sys.path (default: the running FreeSWITCH's "
+        'answer to fs_cli -x "global_getvar script_dir", else the layout\'s: '
+        f"{modpython.PACKAGED_SCRIPT_DIR} for {modpython.PACKAGED_CONF_DIR}, PREFIX/share/freeswitch/scripts "
+        "for PREFIX/etc/freeswitch, PREFIX/scripts for PREFIX/conf)",
+    )
+    python.add_argument(
+        "--mod-dir",
+        metavar="DIR",
+        help=f"where {modpython.MODULE_FILE} is (default: the running FreeSWITCH's mod_dir, else "
+        f"{' or '.join(modpython.PACKAGED_MOD_DIRS)}, PREFIX/lib/freeswitch/mod, PREFIX/mod)",
+    )
+    python.add_argument(
+        "--package",
+        metavar="SPEC",
+        help="what pip installs into the script directory: a wheel, a source directory or a requirement "
+        "(default: the source this fs-guard was installed from, else fs-guard==VERSION)",
+    )
+    python.add_argument(
+        "--wheels",
+        metavar="DIR",
+        help="install only from the wheels in DIR (pip --no-index --find-links DIR), for hosts without an index; "
+        "build them for the same Python version with: pip wheel -w DIR .",
+    )
+    python.add_argument(
+        "--check-import",
+        action="store_true",
+        help="do not put fs-guard into the script directory: only check that mod_python3's Python imports this "
+        "version of it (with the script directory first, as mod_python3 runs it)",
     )
     _dry_run(add)
     add.set_defaults(run=run_install)
@@ -73,7 +114,9 @@ def _dry_run(parser: argparse.ArgumentParser) -> None:
 def _show(plan: install.Plan, dry_run: bool, done: List[str]) -> None:
     if dry_run:
         for change in plan.changes:
-            sys.stdout.write(install.diff(plan.conf_dir, change))
+            if not change.group:
+                sys.stdout.write(install.diff(plan.conf_dir, change))
+        done = install.group_lines(plan.changes, "would change")
     for line in done:
         print(f"  {line}")
     for note in plan.notes:
@@ -86,9 +129,18 @@ def _show(plan: install.Plan, dry_run: bool, done: List[str]) -> None:
             print(f"  {step}")
 
 
+def python_target(args: argparse.Namespace) -> install.PythonTarget:
+    return install.PythonTarget(
+        not args.check_import, args.python, args.script_dir, args.mod_dir, args.package, args.wheels
+    )
+
+
 def run_install(args: argparse.Namespace) -> int:
     try:
-        plan = install.plan_install(args.conf_dir, args.fail2ban_dir, args.log_dir, args.context or install.DEFAULT_CONTEXTS)
+        plan = install.plan_install(
+            args.conf_dir, args.fail2ban_dir, args.log_dir, args.context or install.DEFAULT_CONTEXTS,
+            python_target(args), selinux.Host(),
+        )
     except (NotFreeSwitch, install.InstallError, BundleMissing, OSError) as exc:
         print(f"fs-guard install: {exc}", file=sys.stderr)
         return 2
