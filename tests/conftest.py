@@ -110,3 +110,21 @@ def hook():
     yield started
     fsctl.stop_running()
     unload()
+
+
+@pytest.fixture(scope="session")
+def managed_python(tmp_path_factory):
+    """An externally managed Python (PEP 668) of this version, and the mod_python3.so linked to it."""
+    import python_support
+
+    prefix = tmp_path_factory.mktemp("managed-python")
+    python = python_support.managed_python(prefix)
+    return python, prefix
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory):
+    """fs-guard's wheel and its dependencies', built once: installs in the tests use no index."""
+    import python_support
+
+    return python_support.wheelhouse(tmp_path_factory.mktemp("wheels"))

@@ -10,6 +10,9 @@ itself not screening every call first.
 A dialplan is judged by trying numbers against its ``destination_number`` conditions
 (Python's ``re`` standing in for PCRE; a pattern Python cannot compile is assumed to
 match): an extension "accepts" a number when every such condition matches it.
+
+One check looks at the host, not the configuration: with SELinux enforcing, whether
+fail2ban may read the ban log (``fs_guard.fsconf.selinux``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
-from fs_guard.fsconf import fsmodel
+from fs_guard.fsconf import fsmodel, install, selinux
 from fs_guard.fsconf.fsmodel import FsConfig, Profile
 from fs_guard.fsconf.fsxml import Element, Origin
 
@@ -418,11 +421,23 @@ CHECKS: Tuple[Callable[[FsConfig], Iterable[Finding]], ...] = (
 )
 
 
-def audit(config: FsConfig) -> List[Finding]:
-    """Every finding, the most severe first."""
+def check_selinux(config: FsConfig, host: selinux.Host) -> Iterator[Finding]:
+    """On a host where SELinux enforces: can fail2ban read the ban log fs-guard writes?"""
+    if not host.enforcing():
+        return
+    ban_log = install.ban_log_of(config.conf_dir)[0]
+    verdict = selinux.ban_log_verdict(ban_log, host)
+    if verdict is not None and not verdict.readable:
+        fix = "as root: " + " && ".join(verdict.commands)
+        yield Finding("selinux-ban-log", "high", fsmodel.shown_path(config.conf_dir, ban_log), 0, verdict.message, fix)
+
+
+def audit(config: FsConfig, host: Optional[selinux.Host] = None) -> List[Finding]:
+    """Every finding, the most severe first; the host's too when ``host`` is given."""
     found: Set[Finding] = set()
     ordered: List[Finding] = []
-    for check in CHECKS:
+    checks = list(CHECKS) + ([lambda c: check_selinux(c, host)] if host is not None else [])
+    for check in checks:
         for finding in check(config):
             if finding not in found:
                 found.add(finding)

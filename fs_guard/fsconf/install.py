@@ -412,7 +412,7 @@ class _Installer:
             )
         wanted = payload.requirement(target.package, target.wheels)
         with tempfile.TemporaryDirectory(prefix="fs-guard-stage-") as staging:
-            payload.stage(linked.interpreter, wanted, target.wheels, staging)
+            payload.stage(linked.interpreter, wanted, target.wheels, staging, script_dir)
             probe = payload.probe(linked.interpreter, staging)
             problem = probe.problem() or (
                 None if (probe.file or "").startswith(staging + os.sep) else f"fs_guard came from {probe.file}, not from {wanted}"
@@ -463,13 +463,18 @@ def _refuse_foreign(
     staging: str, script_dir: str, placed: Sequence[str], ours: "set[str]", created_dirs: Sequence[str]
 ) -> None:
     """Another copy of a package fs-guard brings (an earlier pip install by hand) would mix with it."""
-    foreign = [p for p in placed if p not in ours and os.path.lexists(p)]
-    for name in os.listdir(staging):
-        path = os.path.join(script_dir, name)
-        if name != "__pycache__" and os.path.isdir(path) and path not in created_dirs:
-            foreign.append(path)
+    dirs = [
+        name + "/" for name in sorted(os.listdir(staging))
+        if name != "__pycache__" and os.path.isdir(os.path.join(script_dir, name))
+        and os.path.join(script_dir, name) not in created_dirs
+    ]
+    files = [
+        os.path.relpath(p, script_dir) for p in placed
+        if p not in ours and os.path.lexists(p) and not os.path.relpath(p, script_dir).startswith(tuple(dirs))
+    ]
+    foreign = dirs + files
     if foreign:
-        shown = ", ".join(sorted(set(foreign))[:5]) + (", ..." if len(set(foreign)) > 5 else "")
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
         raise InstallError(
             f"{script_dir} already holds {shown}, not put there by fs-guard install: fs-guard's packages would mix "
             "with them. Move them out of the script directory (or, if they are a working fs-guard you installed "

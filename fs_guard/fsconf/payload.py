@@ -132,8 +132,9 @@ def _run(command: Sequence[str], timeout: float, env: Optional[dict] = None) -> 
         raise PayloadError(f"{command[0]}: {exc}") from None
 
 
-def stage(python: str, wanted: str, wheels: Optional[str], into: str) -> None:
-    """pip-install ``wanted`` and its dependencies for ``python`` into the empty ``into``; compile it."""
+def stage(python: str, wanted: str, wheels: Optional[str], into: str, final: str) -> None:
+    """pip-install ``wanted`` and its dependencies for ``python`` into the empty ``into`` and compile
+    it as if it were in ``final`` (the path tracebacks name, and no temporary name in the byte code)."""
     command = [
         sys.executable, "-m", "pip", "--python", python, "install", "--target", into, "--no-compile",
         "--no-input", "--disable-pip-version-check", "--no-warn-script-location", "--root-user-action", "ignore",
@@ -146,7 +147,8 @@ def stage(python: str, wanted: str, wheels: Optional[str], into: str) -> None:
     for name in SKIPPED:
         shutil.rmtree(os.path.join(into, name), ignore_errors=True)
     env = dict(os.environ, PYTHONHASHSEED="0")  # sets and frozensets in byte code: the same order every time
-    compiled = _run([python, "-I", "-m", "compileall", "-q", "--invalidation-mode", "checked-hash", into], PIP_TIMEOUT, env)
+    command = [python, "-I", "-m", "compileall", "-q", "--invalidation-mode", "checked-hash", "-d", final, into]
+    compiled = _run(command, PIP_TIMEOUT, env)
     if compiled.returncode != 0:
         raise PayloadError(f"{python} could not compile what pip installed:\n{_tail(compiled.stdout + compiled.stderr)}")
 

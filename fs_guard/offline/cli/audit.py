@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from fs_guard.fsconf import audit, fsmodel
+from fs_guard.fsconf import audit, fsmodel, selinux
 from fs_guard.offline.cli.install import conf_dir_option
 
 
@@ -15,7 +15,8 @@ def register(sub: "argparse._SubParsersAction") -> None:
         "audit",
         help="check a FreeSWITCH configuration for toll-fraud holes",
         description="Read a FreeSWITCH configuration as FreeSWITCH does (includes and $${vars} resolved) "
-        "and report each toll-fraud hole with its file, line, severity and fix. Exit status: 0 clean, "
+        "and report each toll-fraud hole with its file, line, severity and fix; with SELinux enforcing, also "
+        "whether fail2ban may read the ban log. Exit status: 0 clean, "
         "1 findings, 2 not a FreeSWITCH configuration.",
     )
     conf_dir_option(parser)
@@ -31,13 +32,14 @@ def run_audit(args: argparse.Namespace) -> int:
             print(json.dumps({"conf_dir": args.conf_dir, "error": str(exc)}))
         print(f"fs-guard audit: {exc}", file=sys.stderr)
         return 2
-    findings = audit.audit(config)
+    findings = audit.audit(config, selinux.Host())
     if args.json:
         print(json.dumps(audit.as_json(config, findings), indent=2))
         return 1 if findings else 0
     print(f"fs-guard audit: {config.conf_dir}")
     for finding in findings:
-        print(f"\n{finding.severity.upper():<8}  {finding.file}:{finding.line}  [{finding.check}]")
+        where = f"{finding.file}:{finding.line}" if finding.line else finding.file
+        print(f"\n{finding.severity.upper():<8}  {where}  [{finding.check}]")
         print(f"    {finding.message}")
         print(f"    fix: {finding.fix}")
     if not findings:
