@@ -17,4 +17,12 @@ need() {
 }
 need fail2ban-regex fail2ban FS_GUARD_REQUIRE_FAIL2BAN
 need redis-server redis-server FS_GUARD_REQUIRE_REDIS
+need gcc gcc FS_GUARD_REQUIRE_GCC    # builds an ELF linked against libpython, as mod_python3.so is
+# ... against the shared libpython of the tests' Python (Debian's python3 comes without it)
+version=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+libpython=$(.venv/bin/python -c 'import os, sysconfig as s; print(os.path.join(s.get_config_var("LIBDIR") or "", s.get_config_var("INSTSONAME") or "none"))')
+if [ ! -e "$libpython" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "test: installing libpython$version from Debian's packages" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "libpython$version" >/dev/null || true
+fi
 exec .venv/bin/python -m pytest "$@"
