@@ -110,7 +110,7 @@ def _commands() -> List[Command]:
                 if transcript and not line.startswith("$ "):
                     continue  # what a command printed
                 text = line.strip().lstrip("$ ")
-                if re.match(r"^(\.venv/bin/)?fs-guard(\s|$)", text):
+                if re.match(r"^(\S*/)?fs-guard(\s|$)", text):  # fs-guard, .venv/bin/fs-guard, /opt/fs-guard/bin/fs-guard
                     found.append(Command(page, text))
     return found
 

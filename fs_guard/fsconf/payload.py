@@ -142,6 +142,8 @@ def stage(python: str, wanted: str, wheels: Optional[str], into: str, final: str
     if wheels:
         command += ["--no-index", "--find-links", wheels]
     result = _run(command + [wanted], PIP_TIMEOUT)
+    if "no such option: --python" in result.stderr:
+        raise PayloadError(f"the pip of {sys.executable} is older than 22.3: {sys.executable} -m pip install --upgrade pip")
     if result.returncode != 0:
         raise PayloadError(f"pip could not install {wanted} for {python}:\n{_tail(result.stderr or result.stdout)}")
     for name in SKIPPED:
