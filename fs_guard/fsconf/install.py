@@ -27,7 +27,7 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass, replace
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from fs_guard.fsconf import bundle, fsmodel, fsxml, live, modpython, payload, selinux, xmledit
 from fs_guard.fsconf.live import FS_CLI
@@ -231,7 +231,6 @@ def _answered(name: str) -> str:
     return f'the running FreeSWITCH answered {FS_CLI} -x "global_getvar {name}"'
 
 
-
 def set_logpath(jail: str, path: str) -> str:
     value = path.replace("%", "%%")  # fail2ban interpolates %(name)s in values
     new, count = _LOGPATH.subn(lambda m: f"{m.group(1)}{value}\n", jail, count=1)
@@ -428,11 +427,10 @@ class _Installer:
         this one does not are removed."""
         manifest = load_manifest(self.conf_dir) or Manifest((), ())
         ours = {e.path for e in manifest.entries if e.group == PYTHON_GROUP}
-        placed = []
-        for relative, full in payload.files(staging):
-            placed.append(os.path.join(script_dir, *relative.split("/")))
+        staged = {os.path.join(script_dir, *relative.split("/")): full for relative, full in payload.files(staging)}
+        placed = list(staged)
         _refuse_foreign(staging, script_dir, placed, ours, manifest.created_dirs)
-        for (relative, full), path in zip(payload.files(staging), placed):
+        for path, full in staged.items():
             mode = 0o755 if os.stat(full).st_mode & 0o111 else 0o644
             with open(full, "rb") as handle:
                 self.overlay.put(path, handle.read(), why, mode, PYTHON_GROUP)
@@ -482,23 +480,19 @@ def _refuse_foreign(
         )
 
 
-def ban_log_of(
-    conf_dir: str, log_dir: Optional[str] = None, running: Optional[RunningFreeSwitch] = None
-) -> Tuple[str, str, List[str]]:
-    """The ban log fs-guard would write for ``conf_dir``: path, how log_dir was found, notes."""
+def ban_log_of(conf_dir: str) -> Tuple[str, str, List[str]]:
+    """The ban log fs-guard writes for ``conf_dir`` (install's choice): path, how log_dir was found, notes."""
     work = _Installer(conf_dir, ())
     config_path = work.load().variables.get("fs_guard_config") or os.path.join(work.conf_dir, CONFIG_BASENAME)
     config_data = _read(config_path) or bundle.read(bundle.FREESWITCH, CONFIG_BASENAME)
-    return _ban_log(work, config_path, config_data, log_dir, running or work.running)
+    return _ban_log(work, config_path, config_data, None)
 
 
-def _ban_log(
-    work: "_Installer", config_path: str, config_data: bytes, log_dir: Optional[str], running: RunningFreeSwitch
-) -> Tuple[str, str, List[str]]:
+def _ban_log(work: "_Installer", config_path: str, config_data: bytes, log_dir: Optional[str]) -> Tuple[str, str, List[str]]:
     notes: List[str] = []
     how = "--log-dir"
     if not log_dir:
-        log_dir, how = guess_log_dir(work.conf_dir, work.load().variables, running)
+        log_dir, how = guess_log_dir(work.conf_dir, work.load().variables, work.running)
     return _ban_log_path(config_data, config_path, log_dir, notes), f"log_dir {log_dir}: {how}", notes
 
 
@@ -516,7 +510,7 @@ def plan_install(
     work.python_module()
     work.events_hook()
     config_path, config_data = work.config_file()
-    ban_log, how, notes = _ban_log(work, config_path, config_data, log_dir, work.running)
+    ban_log, how, notes = _ban_log(work, config_path, config_data, log_dir)
     work.notes += notes + [f"ban log: {ban_log} ({how})"]
     work.fail2ban(fail2ban_dir or DEFAULT_FAIL2BAN_DIR, fail2ban_dir is not None, ban_log)
     verdict = selinux.ban_log_verdict(ban_log, host)
@@ -641,12 +635,13 @@ def apply_install(plan: Plan) -> List[str]:
     done = []
     entries = {entry.path: entry for entry in manifest.entries}
     created = list(manifest.created_dirs)
+    number = _next_number(manifest.entries)
     for change in plan.changes:
         entry = entries.get(change.path)
         if entry is None:
-            number = _next_number(entries.values())
             backup = _keep_copy(state, "backups", number, change.path, change.before) if change.before is not None else None
             entry = entries[change.path] = Entry(change.path, backup, "", "", change.group)
+            number += 1
         created.extend(d for d in _missing_dirs(change.path) if d not in created)
         if not change.group:
             done.append(_done_line(plan.conf_dir, change, entry))
@@ -673,9 +668,8 @@ def _number_of(kept: str) -> int:
     return int(kept.split("/")[-1].split("-", 1)[0])
 
 
-def _next_number(entries: Iterable[Entry]) -> int:
+def _next_number(entries: Sequence[Entry]) -> int:
     """A number no kept copy has (entries of removed files leave gaps)."""
-    entries = list(entries)
     return 1 + max([len(entries)] + [_number_of(e.backup) for e in entries if e.backup])
 
 
