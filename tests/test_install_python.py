@@ -167,6 +167,10 @@ def test_an_upgrade_and_uninstall_touch_exactly_the_files_install_put_there(tmp_
     install._save(install.state_dir(str(site.conf)), install.Manifest(manifest.entries + (entry,), manifest.created_dirs))
     installed = fstree.snapshot(site.scripts)
 
+    code, out = site.install("--wheels", str(wheelhouse), "--dry-run")
+    assert code == 0 and f"would install  1 file(s) in {site.scripts}/fs_guard (1 removed)" in out
+    assert fstree.snapshot(site.scripts) == installed
+
     code, out = site.install("--wheels", str(wheelhouse))
     assert code == 0, out
     assert f"installed  1 file(s) in {site.scripts}/fs_guard (1 removed)" in out

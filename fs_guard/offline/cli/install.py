@@ -116,7 +116,7 @@ def _show(plan: install.Plan, dry_run: bool, done: List[str]) -> None:
         for change in plan.changes:
             if not change.group:
                 sys.stdout.write(install.diff(plan.conf_dir, change))
-        done = install.group_lines(plan.changes, "would change")
+        done = install.group_lines(plan.changes, "would install")
     for line in done:
         print(f"  {line}")
     for note in plan.notes:
