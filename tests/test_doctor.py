@@ -339,7 +339,10 @@ def installed(tmp_path, live):
     """A configuration fs-guard install has edited, the one the running FreeSWITCH says it reads."""
     site = fstree.stock(tmp_path / "freeswitch")
     (tmp_path / "fail2ban").mkdir()
-    install.apply_install(install.plan_install(str(site.root), str(tmp_path / "fail2ban"), str(tmp_path)))
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    python = install.PythonTarget(place=False, python=sys.executable, script_dir=str(scripts))  # imports fs-guard
+    install.apply_install(install.plan_install(str(site.root), str(tmp_path / "fail2ban"), str(tmp_path), python=python))
     live.answer("global_getvar conf_dir", f"{site.root}\n")
     return site
 
