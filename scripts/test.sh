@@ -1,6 +1,7 @@
 #!/bin/sh
-# Run the whole test suite: sets up .venv, installs fail2ban and redis-server from Debian's
-# packages when they are missing and we are root, then runs pytest. Extra arguments go to pytest.
+# Run the whole test suite: sets up .venv, installs fail2ban, redis-server and chromium (the HTML
+# replay report is opened in it) from Debian's packages when they are missing and we are root,
+# then runs pytest. Extra arguments go to pytest.
 # The tests start their own private redis-server; no Redis service is needed or touched.
 set -eu
 cd "$(dirname "$0")/.."
@@ -17,4 +18,5 @@ need() {
 }
 need fail2ban-regex fail2ban FS_GUARD_REQUIRE_FAIL2BAN
 need redis-server redis-server FS_GUARD_REQUIRE_REDIS
+need chromium chromium FS_GUARD_REQUIRE_CHROMIUM
 exec .venv/bin/python -m pytest "$@"

@@ -23,7 +23,7 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--hide-scrollbars", "--host-resolver-rules=MAP * ~NOTFOUND")
 #: Virtual time the page gets to run its scripts before the DOM or the picture is taken.
-SETTLE_MS = 10_000
+SETTLE_MS = 5_000
 TIMEOUT = 120  # seconds, wall clock, for one chromium run
 
 
