@@ -20,9 +20,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from fs_guard.runtime import offence
 from fs_guard.runtime.limits import CRITICAL, WARNING, Limit
+from fs_guard.runtime.rules import LIMIT, REGISTER_FAILURE
 from fs_guard.offline.replay import Report
 from fs_guard.offline.replay_limits import LimitSummary
-from fs_guard.offline.replay_timeline import SERIES, HitSeries, TimelineReport, per_bin
+from fs_guard.offline.replay_timeline import (
+    ACCEPTED, LIMITED, MONITORED, REGISTER_FAILED, REJECTED, SERIES, HitSeries, TimelineReport, per_bin,
+)
 
 EXTRA = "pip install 'fs-guard[report]'"
 #: Blocks drawn as shaded spans on a limit's chart (the text report lists them all).
@@ -31,8 +34,11 @@ BLOCKS_DRAWN = 50
 NAMED_PER_BAR = 10
 #: The charts' plotly settings: no link to plotly's site, pictures saved from the browser.
 CONFIG = {"displaylogo": False, "responsive": True}
-COLOURS = {SERIES[0]: "#9ab973", SERIES[1]: "#d9534f", SERIES[2]: "#8e44ad", SERIES[3]: "#f0ad4e",
-           SERIES[4]: "#5b9bd5", WARNING: "#f0ad4e", CRITICAL: "#d9534f"}
+COLOURS = {SERIES[ACCEPTED]: "#9ab973", SERIES[REJECTED]: "#d9534f", SERIES[LIMITED]: "#8e44ad",
+           SERIES[MONITORED]: "#f0ad4e", SERIES[REGISTER_FAILED]: "#5b9bd5", WARNING: "#f0ad4e", CRITICAL: "#d9534f"}
+#: Offence reasons on the sources chart: warm for calls the rules reject, as on the attempts chart;
+#: register failures and fraud limits in their own series' colours.
+REASON_COLOURS = ("#d9534f", "#e67e22", "#a93226", "#f1948a", "#dc7633", "#922b21", "#f5b041", "#cd6155")
 STYLE = """
 body { font: 15px/1.4 system-ui, sans-serif; margin: 1.5em auto; max-width: 72em; padding: 0 1em; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; }
@@ -137,14 +143,17 @@ def _sources(go: Any, report: Report) -> Any:
     labels = [_e(o.address or "(none)") for o in offenders]
     reasons = sorted({reason for o in offenders for reason, _ in o.reasons},
                      key=lambda reason: -sum(dict(o.reasons).get(reason, 0) for o in offenders))
+    warm = iter(REASON_COLOURS * len(reasons))
+    own = {REGISTER_FAILURE: COLOURS[SERIES[REGISTER_FAILED]], LIMIT: COLOURS[SERIES[LIMITED]]}
     figure = go.Figure()
     for reason in reasons:
         figure.add_trace(go.Bar(y=labels, x=[dict(o.reasons).get(reason, 0) for o in offenders], name=reason,
-                                orientation="h", hovertemplate=f"%{{x:,}} {reason}<extra>%{{y}}</extra>"))
+                                orientation="h", marker_color=own.get(reason) or next(warm),
+                                hovertemplate=f"%{{x:,}} {reason}<extra>%{{y}}</extra>"))
     accepted = [o.attempts - o.offences for o in offenders]
     if any(accepted):
         figure.add_trace(go.Bar(y=labels, x=accepted, name="accepted", orientation="h",
-                                marker_color=COLOURS[SERIES[0]], hovertemplate="%{x:,} accepted<extra>%{y}</extra>"))
+                                marker_color=COLOURS[SERIES[ACCEPTED]], hovertemplate="%{x:,} accepted<extra>%{y}</extra>"))
     figure.add_trace(go.Scatter(y=labels, x=[o.attempts for o in offenders], mode="text", showlegend=False,
                                 text=[_fate(o.bans, o.stopped) for o in offenders], textposition="middle right",
                                 hoverinfo="skip"))
@@ -203,7 +212,7 @@ def _limit(go: Any, report: Report, summary: LimitSummary, hits: Sequence[HitSer
             if value is not None:
                 figure.add_hline(y=value, line_color=COLOURS[level], line_dash="dash" if level == WARNING else "solid",
                                  annotation_text=f"{level} > {value}" + (f" ({_metric(limit, metric)})" if several else ""),
-                                 annotation_position="top left")
+                                 annotation_position="top right")
     for block in summary.blocks[:BLOCKS_DRAWN]:
         figure.add_vrect(x0=_when(block.at), x1=_when(min(block.until, report.last or block.until)),
                          fillcolor="#d9534f", opacity=0.12, line_width=0)
