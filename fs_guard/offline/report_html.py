@@ -253,8 +253,8 @@ def _summary(report: Report) -> str:
         ("input", "; ".join(f"{f.path} ({f.format}, {f.lines:,} lines, {f.events:,} attempts)" for f in report.files)),
         ("period", f"{_when(report.first)} .. {_when(report.last)} UTC" if report.first is not None else "no attempt"),
         ("rules", report.config or "built-in defaults"),
-        ("fail2ban", f"{report.jail.maxretry} offences within {report.jail.findtime:g} s ban for "
-                     f"{'ever' if report.jail.bantime == float('inf') else format(report.jail.bantime, 'g') + ' s'}"),
+        ("fail2ban", f"{report.jail.maxretry} offences within {_width(report.jail.findtime)} ban for "
+                     f"{_width(report.jail.bantime)}"),
         ("calls", f"{report.calls:,}: accepted {report.accepted:,}, rejected {report.rejected:,}"
                   + (f", monitor mode would reject {report.monitored:,}" if report.monitored else "")),
         ("register failures", f"{report.register_failures:,}"),
@@ -303,12 +303,14 @@ def _when(seconds: Optional[float]) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(whole)) + f".{int((seconds - whole) * 1000):03d}"
 
 
-def _width(seconds: int) -> str:
-    """A bin's width in its largest whole unit: ``5 min``, ``4 h``, ``2 d``."""
+def _width(seconds: float) -> str:
+    """A bin's width or a jail's time in its largest whole unit: ``5 min``, ``4 h``, ``2 d``."""
+    if seconds == float("inf"):
+        return "ever"
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} s"
+        if seconds and seconds % size == 0:
+            return f"{int(seconds // size)} {unit}"
+    return f"{seconds:g} s"
 
 
 def _e(text: str) -> str:
