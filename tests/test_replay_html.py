@@ -214,6 +214,14 @@ class TestCommand:
         assert run(capsys, "replay", str(trace), "--html", str(target)) == (
             2, "", f"fs-guard: cannot write --html {target}: No such file or directory (create the directory first)\n")
 
+    def test_no_page_is_written_when_the_input_held_no_trace(self, tmp_path, capsys):
+        empty = tmp_path / "empty.jsonl"
+        empty.write_text("")
+        page = tmp_path / "report.html"
+        code, out, err = run(capsys, "replay", str(empty), "--html", str(page))
+        assert (code, out, err) == (command.NOT_A_TRACE, "", f"fs-guard: {empty}: empty: not a trace\n")
+        assert not page.exists()
+
     def test_progress_goes_to_stderr_on_a_terminal_and_nowhere_else(self, tmp_path):
         """A real pseudo-terminal as stderr, as an operator's shell gives it; a pipe gets nothing."""
         trace = jsonl(tmp_path / "big.jsonl", [attempt(T0 + i / 100, ip=f"203.0.113.{i % 200}") for i in range(70_000)])
@@ -251,7 +259,8 @@ def demo_page(tmp_path_factory):
     report = command.replay_files([command.BUNDLED_TRACE], None, command.load_or_report(command.DEMO_CONFIG),
                                   shipped_jail(), None, timeline=Timeline())
     report_html.write(report, str(page))
-    return page, Charts(dump_dom(page, scratch)).charts, screenshot(page, scratch, scratch / "top.png", 1000, 900), report
+    picture = screenshot(page, scratch, scratch / "top.png", 1000, 900)
+    return page, Charts(dump_dom(page, scratch)).charts, picture, report
 
 
 class TestInChromium:

@@ -125,7 +125,8 @@ class Timeline:
         rows = [bins.get(number, empty) for number in range(first, last + 1)]
         series: Dict[Tuple[str, str, str], List[HitBin]] = {}
         for (limit, metric, level, number), (count, highest, key) in sorted(self._hits.items()):
-            series.setdefault((limit, metric, level), []).append(HitBin(float(number * self.width), count, highest, key))
+            found = HitBin(float(number * self.width), count, highest, key)
+            series.setdefault((limit, metric, level), []).append(found)
         return TimelineReport(
             width=width,
             starts=tuple(float(number * width) for number in range(first, last + 1)),

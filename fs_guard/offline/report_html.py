@@ -115,7 +115,8 @@ def _attempts(go: Any, report: Report) -> Any:
             highest = max([highest, *markers.y])
             figure.add_trace(markers)
     figure.update_layout(barmode="stack", bargap=0, xaxis_title="time (UTC)",
-                         yaxis_title=f"attempts per {_width(timeline.width)}",
+                         yaxis=dict(title=f"attempts per {_width(timeline.width)}",
+                                    **_whole(max(map(sum, zip(*timeline.counts)), default=0))),
                          yaxis2=dict(title="bans and blocks started", overlaying="y", side="right", showgrid=False,
                                      range=[0, highest * 1.05 or 1], dtick=max(1, -(-highest // 5))),
                          legend=dict(orientation="h", y=1.12), margin=dict(t=40))
@@ -153,12 +154,13 @@ def _sources(go: Any, report: Report) -> Any:
     accepted = [o.attempts - o.offences for o in offenders]
     if any(accepted):
         figure.add_trace(go.Bar(y=labels, x=accepted, name="accepted", orientation="h",
-                                marker_color=COLOURS[SERIES[ACCEPTED]], hovertemplate="%{x:,} accepted<extra>%{y}</extra>"))
+                                marker_color=COLOURS[SERIES[ACCEPTED]],
+                                hovertemplate="%{x:,} accepted<extra>%{y}</extra>"))
     figure.add_trace(go.Scatter(y=labels, x=[o.attempts for o in offenders], mode="text", showlegend=False,
                                 text=[_fate(o.bans, o.stopped) for o in offenders], textposition="middle right",
                                 hoverinfo="skip"))
     highest = max(o.attempts for o in offenders)
-    figure.update_layout(barmode="stack", xaxis=dict(title="attempts", range=[0, highest * 1.6]),
+    figure.update_layout(barmode="stack", xaxis=dict(title="attempts", range=[0, highest * 1.6], **_whole(highest)),
                          height=max(300, 60 + 32 * len(offenders)), legend=dict(orientation="h", y=1.12),
                          margin=dict(t=40))
     return figure
@@ -210,26 +212,30 @@ def _limit(go: Any, report: Report, summary: LimitSummary, hits: Sequence[HitSer
     for metric, threshold in limit.thresholds():
         for level, value in ((WARNING, threshold.warning), (CRITICAL, threshold.critical)):
             if value is not None:
+                which = f" ({_metric(limit, metric)})" if several else ""
                 figure.add_hline(y=value, line_color=COLOURS[level], line_dash="dash" if level == WARNING else "solid",
-                                 annotation_text=f"{level} > {value}" + (f" ({_metric(limit, metric)})" if several else ""),
-                                 annotation_position="top right")
+                                 annotation_text=f"{level} > {value}{which}", annotation_position="top right")
     for block in summary.blocks[:BLOCKS_DRAWN]:
         figure.add_vrect(x0=_when(block.at), x1=_when(min(block.until, report.last or block.until)),
                          fillcolor="#d9534f", opacity=0.12, line_width=0)
     if report.first is not None and report.last is not None:
         figure.update_xaxes(range=[_when(report.first), _when(report.last)])
-    figure.update_layout(xaxis_title="time (UTC)", yaxis=dict(title=_axis(limit), rangemode="tozero"),
+    highest = max([value for _, threshold in limit.thresholds() for value in (threshold.warning, threshold.critical)
+                   if value is not None] + [b.highest for series in hits for b in series.bins])
+    figure.update_layout(xaxis_title="time (UTC)",
+                         yaxis=dict(title=_axis(limit), rangemode="tozero", **_whole(highest)),
                          legend=dict(orientation="h", y=1.12), margin=dict(t=40), height=360)
     return figure
 
 
 def _closest(summary: LimitSummary) -> str:
-    """Why a limit never hit: how close its keys came."""
-    closest = [f"highest {peaks.metric} {peaks.highest:,} (warning above {peaks.threshold.warning})"
-               if peaks.threshold.warning is not None else
-               f"highest {peaks.metric} {peaks.highest:,} (critical above {peaks.threshold.critical})"
-               for peaks in summary.peaks]
-    return "never hit; " + ", ".join(closest) if closest else "never hit"
+    """Why a limit never hit: how close its keys came to its lowest threshold."""
+    closest = []
+    for peaks in summary.peaks:
+        threshold = peaks.threshold
+        level, value = (WARNING, threshold.warning) if threshold.warning is not None else (CRITICAL, threshold.critical)
+        closest.append(f"highest {peaks.metric} {peaks.highest:,} ({level} above {value})")
+    return "; ".join(["never hit", *closest])
 
 
 # -- page parts ------------------------------------------------------------------------------
@@ -288,6 +294,11 @@ def _metric(limit: Limit, metric: str) -> str:
 def _axis(limit: Limit) -> str:
     metrics = [metric for metric, _ in limit.thresholds()]
     return _metric(limit, metrics[0]) if len(metrics) == 1 else "count"
+
+
+def _whole(highest: int) -> Dict[str, int]:
+    """An axis of counts up to ``highest``: a tick per whole count when plotly would put them between."""
+    return {"dtick": 1} if highest <= 6 else {}
 
 
 def _named(names: List[str]) -> str:

@@ -184,7 +184,11 @@ def _cannot_draw(path: str) -> Optional[str]:
         report_html.require()
     except report_html.ReportExtraMissing as exc:
         return str(exc)
-    return _cannot_write(path, "--html")
+    existed = os.path.lexists(path)
+    problem = _cannot_write(path, "--html")
+    if problem is None and not existed:
+        os.remove(path)  # no empty page left behind when the replay then finds no trace
+    return problem
 
 
 def _draw(report: Report, path: str) -> bool:
