@@ -214,6 +214,16 @@ class TestCommand:
         assert run(capsys, "replay", str(trace), "--html", str(target)) == (
             2, "", f"fs-guard: cannot write --html {target}: No such file or directory (create the directory first)\n")
 
+    def test_html_never_overwrites_a_trace_or_the_live_ban_log(self, tmp_path, capsys, ban_log):
+        trace = jsonl(tmp_path / "t.jsonl", [attempt(T0)])
+        before = trace.read_text()
+        assert run(capsys, "replay", str(trace), "--html", str(trace)) == (
+            2, "", f"fs-guard: refusing to overwrite {trace} with the --html page\n")
+        assert trace.read_text() == before
+        code, out, err = run(capsys, "replay", str(trace), "--html", str(ban_log.path))
+        assert (code, out) == (2, "") and err.startswith("fs-guard: refusing to overwrite ")
+        assert not ban_log.path.exists()
+
     def test_no_page_is_written_when_the_input_held_no_trace(self, tmp_path, capsys):
         empty = tmp_path / "empty.jsonl"
         empty.write_text("")

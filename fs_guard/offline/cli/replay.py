@@ -134,7 +134,7 @@ def run_replay(args: argparse.Namespace) -> int:
     if unwritable:
         print(f"fs-guard: {unwritable}", file=sys.stderr)
         return 2
-    unusable = args.html and _cannot_draw(args.html)
+    unusable = args.html and _cannot_draw(args.html, [*files, config.ban_log_path])
     if unusable:
         print(f"fs-guard: {unusable}", file=sys.stderr)
         return 2
@@ -178,8 +178,12 @@ def _cannot_write(path: str, option: str = "--ban-log") -> Optional[str]:
     return None
 
 
-def _cannot_draw(path: str) -> Optional[str]:
-    """Why ``--html`` cannot be written (no plotting library, no such directory), before replaying."""
+def _cannot_draw(path: str, kept: Sequence[str]) -> Optional[str]:
+    """Why ``--html`` cannot be written (no plotting library, no such directory, a file it
+    would overwrite that must be ``kept``: a trace, the live ban log), before replaying."""
+    for keep in kept:
+        if _same_file(path, keep):
+            return f"refusing to overwrite {keep} with the --html page"
     try:
         report_html.require()
     except report_html.ReportExtraMissing as exc:
