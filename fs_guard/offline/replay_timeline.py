@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Sequence, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 #: The outcomes of an attempt, in the order of a bin's counts (and of the chart's stack).
 ACCEPTED, REJECTED, LIMITED, MONITORED, REGISTER_FAILED = range(5)
@@ -151,14 +151,3 @@ def _merge_counts(bins: Dict[int, List[int]], factor: int) -> Dict[int, List[int
                 into[outcome] += count
     return merged
 
-
-def per_bin(times: Sequence[float], starts: Sequence[float], width: int) -> Tuple[int, ...]:
-    """How many of ``times`` fall in each bar (bans and blocks on the attempts chart)."""
-    counts = [0] * len(starts)
-    if starts:
-        first = starts[0]
-        for when in times:
-            index = int((when - first) // width)
-            if 0 <= index < len(counts):
-                counts[index] += 1
-    return tuple(counts)

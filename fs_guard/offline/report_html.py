@@ -24,7 +24,7 @@ from fs_guard.runtime.rules import LIMIT, REGISTER_FAILURE
 from fs_guard.offline.replay import Report
 from fs_guard.offline.replay_limits import LimitSummary
 from fs_guard.offline.replay_timeline import (
-    ACCEPTED, LIMITED, MONITORED, REGISTER_FAILED, REJECTED, SERIES, HitSeries, TimelineReport, per_bin,
+    ACCEPTED, LIMITED, MONITORED, REGISTER_FAILED, REJECTED, SERIES, HitSeries, TimelineReport,
 )
 
 EXTRA = "pip install 'fs-guard[report]'"
@@ -118,24 +118,23 @@ def _attempts(go: Any, report: Report) -> Any:
                          yaxis=dict(title=f"attempts per {_width(timeline.width)}",
                                     **_whole(max(map(sum, zip(*timeline.counts)), default=0))),
                          yaxis2=dict(title="bans and blocks started", overlaying="y", side="right", showgrid=False,
-                                     range=[0, highest * 1.05 or 1], dtick=max(1, -(-highest // 5))),
+                                     range=[0, highest * 1.05 or 1], **_whole(highest)),
                          legend=dict(orientation="h", y=1.12), margin=dict(t=40))
     return figure
 
 
 def _markers(go: Any, timeline: TimelineReport, name: str, events: Sequence[Tuple[float, str]], symbol: str) -> Any:
     """Bans or blocks per bar, on the right-hand axis, naming what they hit."""
-    counts = per_bin([at for at, _ in events], timeline.starts, timeline.width)
-    named: Dict[int, List[str]] = {}
     first = timeline.starts[0] if timeline.starts else 0.0
-    for at, what in events:
+    named: Dict[int, List[str]] = {}  # bar -> what started in it
+    for at, what in sorted(events):
         named.setdefault(int((at - first) // timeline.width), []).append(_e(what))
-    shown = [(index, count) for index, count in enumerate(counts) if count]
+    shown = sorted(named)
     return go.Scatter(
-        x=[_when(timeline.starts[index] + timeline.width / 2) for index, _ in shown],
-        y=[count for _, count in shown], yaxis="y2", mode="markers", name=name,
+        x=[_when(first + (index + 0.5) * timeline.width) for index in shown],
+        y=[len(named[index]) for index in shown], yaxis="y2", mode="markers", name=name,
         marker=dict(symbol=symbol, size=11, color="#222" if symbol == "x" else "#000080"),
-        hovertext=[_named(named[index]) for index, _ in shown],
+        hovertext=[_named(named[index]) for index in shown],
         hovertemplate=f"%{{y}} {name}<br>%{{hovertext}}<extra>%{{x}}</extra>")
 
 
