@@ -36,6 +36,8 @@ NAMED_PER_BAR = 10
 CONFIG = {"displaylogo": False, "responsive": True}
 COLOURS = {SERIES[ACCEPTED]: "#9ab973", SERIES[REJECTED]: "#d9534f", SERIES[LIMITED]: "#8e44ad",
            SERIES[MONITORED]: "#f0ad4e", SERIES[REGISTER_FAILED]: "#5b9bd5", WARNING: "#f0ad4e", CRITICAL: "#d9534f"}
+#: Legends in a row above the plot (plotly widens the top margin when they wrap).
+LEGEND = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0}
 #: Offence reasons on the sources chart: warm for calls the rules reject, as on the attempts chart;
 #: register failures and fraud limits in their own series' colours.
 REASON_COLOURS = ("#d9534f", "#e67e22", "#a93226", "#f1948a", "#dc7633", "#922b21", "#f5b041", "#cd6155")
@@ -119,7 +121,7 @@ def _attempts(go: Any, report: Report) -> Any:
                                     **_whole(max(map(sum, zip(*timeline.counts)), default=0))),
                          yaxis2=dict(title="bans and blocks started", overlaying="y", side="right", showgrid=False,
                                      range=[0, highest * 1.05 or 1], **_whole(highest)),
-                         legend=dict(orientation="h", y=1.12), margin=dict(t=40))
+                         legend=LEGEND, margin=dict(t=40))
     return figure
 
 
@@ -157,10 +159,10 @@ def _sources(go: Any, report: Report) -> Any:
                                 hovertemplate="%{x:,} accepted<extra>%{y}</extra>"))
     figure.add_trace(go.Scatter(y=labels, x=[o.attempts for o in offenders], mode="text", showlegend=False,
                                 text=[_fate(o.bans, o.stopped) for o in offenders], textposition="middle right",
-                                hoverinfo="skip"))
+                                cliponaxis=False, hoverinfo="skip"))
     highest = max(o.attempts for o in offenders)
-    figure.update_layout(barmode="stack", xaxis=dict(title="attempts", range=[0, highest * 1.6], **_whole(highest)),
-                         height=max(300, 60 + 32 * len(offenders)), legend=dict(orientation="h", y=1.12),
+    figure.update_layout(barmode="stack", xaxis=dict(title="attempts", range=[0, highest * 2], **_whole(highest)),
+                         height=max(300, 60 + 32 * len(offenders)), legend=LEGEND,
                          margin=dict(t=40))
     return figure
 
@@ -223,7 +225,7 @@ def _limit(go: Any, report: Report, summary: LimitSummary, hits: Sequence[HitSer
                    if value is not None] + [b.highest for series in hits for b in series.bins])
     figure.update_layout(xaxis_title="time (UTC)",
                          yaxis=dict(title=_axis(limit), rangemode="tozero", **_whole(highest)),
-                         legend=dict(orientation="h", y=1.12), margin=dict(t=40), height=360)
+                         legend=LEGEND, margin=dict(t=40), height=360)
     return figure
 
 
