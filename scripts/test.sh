@@ -1,6 +1,7 @@
 #!/bin/sh
-# Run the whole test suite: sets up .venv, installs fail2ban and redis-server from Debian's
-# packages when they are missing and we are root, then runs pytest. Extra arguments go to pytest.
+# Run the whole test suite: sets up .venv, installs fail2ban, redis-server and chromium (the HTML
+# replay report is opened in it) from Debian's packages when they are missing and we are root,
+# then runs pytest. Extra arguments go to pytest.
 # The tests start their own private redis-server; no Redis service is needed or touched.
 set -eu
 cd "$(dirname "$0")/.."
@@ -25,4 +26,5 @@ if [ ! -e "$libpython" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null;
     echo "test: installing libpython$version from Debian's packages" >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "libpython$version" >/dev/null || true
 fi
+need chromium chromium FS_GUARD_REQUIRE_CHROMIUM
 exec .venv/bin/python -m pytest "$@"

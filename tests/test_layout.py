@@ -51,7 +51,7 @@ def test_freeswitch_imports_only_the_entry_points_and_the_runtime_package(tmp_pa
     top_level = {name.split(".")[0] for name in imported}
     # jsonschema validates the file; the fake freeswitch module and the test's own
     # modpython/fsctl are the host; redis is imported only with a cluster setting.
-    assert "redis" not in top_level
+    assert "redis" not in top_level and "plotly" not in top_level
     assert {"freeswitch", "modpython", "fsctl", "jsonschema"} <= top_level
 
 
@@ -72,3 +72,14 @@ def test_runtime_modules_never_import_the_offline_or_configuration_tools():
                 imported.update(alias.name for alias in node.names)
         assert all(name == "fs_guard" or name.startswith(("fs_guard.runtime", "__future__")) or
                    not name.startswith("fs_guard") for name in imported), (path.name, imported)
+
+
+def test_the_plotting_library_is_imported_only_by_replay_html(tmp_path):
+    """plotly (the ``report`` extra) is for ``--html``: a replay without it never imports it."""
+    script = ("import sys; from fs_guard.offline import cli; code = cli.main(sys.argv[1:]); "
+              "sys.stderr.write('plotly imported: %s\\n' % ('plotly' in sys.modules)); sys.exit(code)")
+    for extra, imported in (([], False), (["--html", str(tmp_path / "r.html")], True)):
+        result = subprocess.run([sys.executable, "-c", script, "demo", *extra], capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.endswith(f"plotly imported: {imported}\n")

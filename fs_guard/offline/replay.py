@@ -45,6 +45,9 @@ from fs_guard.runtime.offence import call_fields, limit_fields, registration_fie
 from fs_guard.runtime.config import Config, Network
 from fs_guard.runtime.rules import LIMIT, REGISTER_FAILURE, CallFacts, Rules, decide
 from fs_guard.offline.replay_limits import LimitReplay, LimitsReport
+from fs_guard.offline.replay_timeline import (
+    ACCEPTED, LIMITED, MONITORED, REGISTER_FAILED, REJECTED, Timeline, TimelineReport,
+)
 from fs_guard.offline.traces import END, Event, Failure, Trace
 
 JAIL_SECTION = "fs-guard"
@@ -208,6 +211,7 @@ class Report:
     stopped: int  # attempts from banned addresses, dropped at the firewall
     ignored_by_jail: Tuple[str, ...]  # addresses that reached maxretry but are in ignoreip
     limits: Optional[LimitsReport] = None  # None: the configuration has no limits
+    timeline: Optional[TimelineReport] = None  # None: no timeline was asked for (only the HTML page draws one)
 
     @property
     def events(self) -> int:
@@ -221,10 +225,12 @@ class Report:
 class Replay:
     """Feeds events through the screen's decisions; ``report()`` adds fail2ban's view."""
 
-    def __init__(self, config: Config, jail: Jail, ban_log: Optional[TextIO] = None) -> None:
+    def __init__(self, config: Config, jail: Jail, ban_log: Optional[TextIO] = None,
+                 timeline: Optional[Timeline] = None) -> None:
         self.config = config
         self.jail = jail
         self._ban_log = ban_log
+        self.timeline = timeline
         self._decisions: Dict[Tuple[str, Optional[str], Optional[str]], Tuple[Optional[str], Rules]] = {}
         # (source address as given, context; None for a register failure) ->
         #   (address text, whether its offences get a ban line, attempt-time and counted-flag appenders)
@@ -237,7 +243,7 @@ class Replay:
         # outcome of (address as given, context, the limit's ban)
         self._limited: Dict[Tuple[str, str, str], int] = {}
         self._limit_outcomes: Dict[Tuple[Optional[str], str, bool], str] = {}
-        self.limits = LimitReplay(config) if config.limits else None
+        self.limits = LimitReplay(config, timeline) if config.limits else None
         self.calls = self.accepted = self.register_failures = 0
         self._first = math.inf
         self._last = -math.inf
@@ -256,6 +262,7 @@ class Replay:
         new_source, decide_call, base = self._new_source, self._decide, self.config.base
         limits = self.limits
         check = limits.check if limits is not None else None
+        mark = self.timeline.mark if self.timeline is not None else None
         calls = accepted = failures = 0
         first, last = self._first, self._last
         try:
@@ -284,11 +291,15 @@ class Replay:
                                                                  account, call_id, duration)
                         if limit is None:
                             accepted += 1
+                            if mark is not None:
+                                mark(when, ACCEPTED)
                             if add_time is not None:
                                 add_time(when)
                                 add_flag(0)
                             continue
                         banned = self._limit_offence(text, ip, context, rules, limit)
+                        if mark is not None:
+                            mark(when, LIMITED)
                         if add_time is not None:
                             add_time(when)
                             add_flag(banned)
@@ -296,6 +307,8 @@ class Replay:
                             write(line(text, LIMIT, limit_fields(limit.name, context, number, ua), now=when) + "\n")
                         continue
                     key: Tuple[str, str, Optional[str]] = (text, reason, context)
+                    if mark is not None:
+                        mark(when, MONITORED if rules.monitor else REJECTED)
                 else:
                     failures += 1
                     source = sources.get((ip, None))
@@ -304,6 +317,8 @@ class Replay:
                     text, banned, add_time, add_flag = source
                     reason = REGISTER_FAILURE
                     key = (text, reason, None)
+                    if mark is not None:
+                        mark(when, REGISTER_FAILED)
                 tally[key] = tally.get(key, 0) + 1
                 if add_time is not None:
                     add_time(when)
@@ -406,6 +421,7 @@ class Replay:
             stopped=sum(stopped.values()),
             ignored_by_jail=tuple(sorted(ignored)),
             limits=self.limits.report() if self.limits is not None else None,
+            timeline=self.timeline.report() if self.timeline is not None else None,
         )
 
 

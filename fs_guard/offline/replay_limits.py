@@ -31,6 +31,7 @@ from fs_guard.runtime.limits import (
 )
 from fs_guard.runtime.rules import Rules
 from fs_guard.runtime.tally import Tally
+from fs_guard.offline.replay_timeline import Timeline
 from fs_guard.offline.traces import UNTIL_HANGUP
 
 #: A call this many seconds older than the latest one seen is counted as out of time order.
@@ -121,8 +122,9 @@ class _Stats:
 class LimitReplay:
     """Screens accepted calls against the configuration's limits, in the trace's time order."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, timeline: Optional[Timeline] = None) -> None:
         self.limitset = config.limits
+        self._timeline = timeline  # also told of each hit, when the HTML page is asked for
         self.tally = Tally(self.limitset)
         self._stats = {limit.name: _Stats() for limit in self.limitset.limits}
         self._peaks = {limit.name: self._stats[limit.name].peaks for limit in self.limitset.limits}
@@ -254,6 +256,9 @@ class LimitReplay:
 
     def _record_hits(self, outcome: Outcome, when: float, source_ip: Optional[str], account: Optional[str]) -> None:
         critical = set()
+        if self._timeline is not None:
+            for hit in outcome.hits:
+                self._timeline.hit(when, hit.limit.name, hit.metric, hit.level, hit.count, hit.key)
         for hit in outcome.hits:
             stats = self._stats[hit.limit.name]
             if hit.level != CRITICAL:

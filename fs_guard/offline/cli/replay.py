@@ -20,7 +20,7 @@ import time
 from operator import itemgetter
 from typing import Any, Dict, List, Optional, Sequence, TextIO
 
-from fs_guard.offline import replay, traces
+from fs_guard.offline import replay, report_html, traces
 
 from fs_guard.runtime import offence
 from fs_guard.runtime.limits import CONCURRENT, CRITICAL, WARNING, Limit, Threshold
@@ -28,6 +28,7 @@ from fs_guard.offline.cli.check import load_or_report
 from fs_guard.runtime.config import Config
 from fs_guard.offline.replay import FileSummary, Jail, JailError, Replay, Report
 from fs_guard.offline.replay_limits import SLACK, LimitsReport, MetricPeaks
+from fs_guard.offline.replay_timeline import Timeline
 
 DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "data")
 BUNDLED_TRACE = os.path.join(DATA, "attack-trace.jsonl.gz")
@@ -93,6 +94,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ban-log", dest="ban_log", metavar="PATH",
                         help="also write the ban lines fs-guard would have written to PATH (overwritten)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--html", metavar="PATH",
+                        help="also write the report as one self-contained HTML page with charts to PATH "
+                             "(overwritten; needs the report extra: " + report_html.EXTRA + ")")
     parser.add_argument("--top", type=_count, default=10, metavar="N",
                         help="offending addresses listed (default: 10; 0 lists none)")
 
@@ -130,8 +134,13 @@ def run_replay(args: argparse.Namespace) -> int:
     if unwritable:
         print(f"fs-guard: {unwritable}", file=sys.stderr)
         return 2
+    unusable = args.html and _cannot_draw(args.html, [*files, config.ban_log_path])
+    if unusable:
+        print(f"fs-guard: {unusable}", file=sys.stderr)
+        return 2
     try:
-        report = replay_files(files, args.format, config, jail, args.ban_log, args.top)
+        report = replay_files(files, args.format, config, jail, args.ban_log, args.top,
+                              timeline=Timeline() if args.html else None)
     except OSError as exc:
         print(f"fs-guard: cannot read {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 2
@@ -142,6 +151,8 @@ def run_replay(args: argparse.Namespace) -> int:
             sys.stdout.write("\n")
         else:
             sys.stdout.write(render(report))
+        if args.html and not _draw(report, args.html):
+            return 2
     for f in refused:
         print(f"fs-guard: {_refusal(f)}", file=sys.stderr)
     return NOT_A_TRACE if refused else 0
@@ -156,15 +167,43 @@ def _not_a_file(path: str) -> Optional[str]:
     return None
 
 
-def _cannot_write(path: str) -> Optional[str]:
-    """Why ``--ban-log`` cannot be written, found before a long replay rather than after."""
+def _cannot_write(path: str, option: str = "--ban-log") -> Optional[str]:
+    """Why ``option``'s file cannot be written, found before a long replay rather than after."""
     try:
         with open(path, "a", encoding="ascii"):
             pass
     except OSError as exc:
         hint = " (create the directory first)" if exc.errno == errno.ENOENT else ""
-        return f"cannot write --ban-log {path}: {exc.strerror or exc}{hint}"
+        return f"cannot write {option} {path}: {exc.strerror or exc}{hint}"
     return None
+
+
+def _cannot_draw(path: str, kept: Sequence[str]) -> Optional[str]:
+    """Why ``--html`` cannot be written (no plotting library, no such directory, a file it
+    would overwrite that must be ``kept``: a trace, the live ban log), before replaying."""
+    for keep in kept:
+        if _same_file(path, keep):
+            return f"refusing to overwrite {keep} with the --html page"
+    try:
+        report_html.require()
+    except report_html.ReportExtraMissing as exc:
+        return str(exc)
+    existed = os.path.lexists(path)
+    problem = _cannot_write(path, "--html")
+    if problem is None and not existed:
+        os.remove(path)  # no empty page left behind when the replay then finds no trace
+    return problem
+
+
+def _draw(report: Report, path: str) -> bool:
+    """Write the page; say where on stderr (stdout holds the text or JSON report)."""
+    try:
+        size = report_html.write(report, path)
+    except OSError as exc:
+        print(f"fs-guard: cannot write --html {path}: {exc.strerror or exc}", file=sys.stderr)
+        return False
+    print(f"fs-guard: wrote the HTML report {path} ({size / 1e6:.1f} MB)", file=sys.stderr)
+    return True
 
 
 def _refusal(f: FileSummary) -> str:
@@ -187,15 +226,16 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def replay_files(files: Sequence[str], fmt: Optional[str], config: Config, jail: Jail,
-                 ban_log: Optional[str], top: int = 10) -> Report:
+                 ban_log: Optional[str], top: int = 10, timeline: Optional[Timeline] = None) -> Report:
     """Replay ``files``: one after the other, or, when the configuration has limits (they
-    need time order), merged by time. Progress on stderr when it is a terminal."""
+    need time order), merged by time. Progress on stderr when it is a terminal; with a
+    ``timeline``, the report carries what happened when (for the HTML page)."""
     progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
     out: Optional[TextIO] = open(ban_log, "w", encoding="ascii", newline="\n") if ban_log else None
     collecting = gc.isenabled()
     gc.disable()  # the hot loop makes no reference cycles; scanning its caches costs a fifth of the time
     try:
-        engine = Replay(config, jail, out)
+        engine = Replay(config, jail, out, timeline)
         read = [traces.Trace(path, fmt, progress) for path in files]
         if engine.limits is not None and len(read) > 1:
             engine.feed(heapq.merge(*(trace.read() for trace in read), key=itemgetter(0)))
