@@ -60,7 +60,7 @@ def per_call(url: str) -> Dict[str, float]:
     client = redis.Redis.from_url(url)
     config = parse_config(json.dumps(_shipped(url, "a", scratch())), "bench.json")
     cluster = Cluster(config.cluster)
-    cluster._connect()
+    cluster.connect()
     limits = config.limits
     shared, alone = Tally(), Tally()
     calls = []
@@ -122,7 +122,7 @@ def propagation(url: str) -> Row:
     try:
         assert json.loads(node.stdout.readline()) == {"ready": True}
         publisher = Cluster(parse_config(json.dumps(_shipped(url, "a", str(work))), "a.json").cluster)
-        publisher._connect()
+        publisher.connect()
         fields = call_fields("public", "0044123456", "friendly-scanner")
         per_thread = LINES // THREADS
         start = threading.Barrier(THREADS + 1)

@@ -116,7 +116,7 @@ class Twins:
         self.config = compiled(server.url, *limits, **settings)
         self.alone = Tally()
         self.cluster = Cluster(self.config.cluster, server_time=False)
-        self.cluster._connect()
+        self.cluster.connect()
         assert self.cluster.health.state == "up"
         self.kept = Tally()  # the node's own tally beside Redis
 
@@ -261,8 +261,8 @@ class TestFaults:
         write_config(section(redis_server.url, timeout_ms=100))
         fsctl.wait_until(lambda: cluster_status()["state"] == "up")
         other = Cluster(ClusterSettings(redis_server.url, "fs-guard:", "b", 0.1))  # another node, reading
-        other._connect()
-        other._join_group()
+        other.connect()
+        other.follower.join_group()
         busy = threading.Thread(target=redis_server.client().eval, args=(BUSY_600_MS, 0))
         busy.start()  # Redis is slow: requests wait, and are carried out afterwards
         time.sleep(0.1)
@@ -273,7 +273,7 @@ class TestFaults:
         assert redis_server.client().xlen("fs-guard:bans") == 2  # carried out late, and tried again
         stop = threading.Event()
         for _ in range(4):
-            other.follow_step(stop)
+            other.follower.step(stop)
         other.close()
         assert [line.endswith(" node=a") for line in ban_log.lines()] == [False, True]
 

@@ -10,7 +10,7 @@ import fsctl
 import modpython
 import pytest
 
-from fs_guard.runtime import offence, sofia_events, state
+from fs_guard.runtime import penalty, sofia_events, state
 from fs_guard.runtime.ratelimit import RateLimiter
 
 Event = Tuple[str, Dict[str, Optional[str]]]
@@ -202,14 +202,14 @@ class TestMalformedEvents:
         assert " ip[198.51.100.1] " in third
 
     def test_an_exception_inside_is_logged_rate_limited_and_the_loop_goes_on(self, hook, ban_log, monkeypatch):
-        real_report = offence.report
+        real_impose = penalty.impose
 
         def report(config, rules, reason, source_ip, fields):
             if source_ip == "192.0.2.66":
                 raise RuntimeError("boom")
-            return real_report(config, rules, reason, source_ip, fields)
+            return real_impose(config, rules, reason, source_ip, fields)
 
-        monkeypatch.setattr(offence, "report", report)
+        monkeypatch.setattr(penalty, "impose", report)
         monkeypatch.setattr(state, "ERROR_REPORTS", RateLimiter(3600.0))
         hook.feed(*[register_failure("192.0.2.66")] * 3, register_failure("198.51.100.1"))
         [line] = ban_log.lines()

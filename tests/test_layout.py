@@ -4,6 +4,8 @@ the three entry points, nothing else of fs-guard and nothing it does not need.""
 from __future__ import annotations
 
 import ast
+import configparser
+import fnmatch
 import json
 import os
 import subprocess
@@ -62,16 +64,77 @@ def test_each_module_is_in_the_group_for_where_it_runs():
     assert top == ["__init__.py", "__main__.py", "events.py", "screen.py", "status.py"]
 
 
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, modules: set) -> set:
+    """The modules ``path`` imports, anywhere in it (inside a function too), as dotted names:
+    ``from a.b import c`` is ``a.b.c`` when that is a module, else ``a.b``."""
+    package = _module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    imported = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package[:len(package) - node.level + 1] + [base]).strip(".")
+            imported.update(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                            for alias in node.names)
+    return imported
+
+
+def _import_graph() -> dict:
+    """fs_guard's modules, each with the fs_guard modules it imports."""
+    paths = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+    return {name: {target for target in _imports(path, set(paths)) if target in paths and target != name}
+            for name, path in paths.items()}
+
+
 def test_runtime_modules_never_import_the_offline_or_configuration_tools():
-    for path in (PACKAGE / "runtime").glob("*.py"):
-        imported = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                imported.add(node.module)
-            elif isinstance(node, ast.Import):
-                imported.update(alias.name for alias in node.names)
-        assert all(name == "fs_guard" or name.startswith(("fs_guard.runtime", "__future__")) or
-                   not name.startswith("fs_guard") for name in imported), (path.name, imported)
+    for name, imported in _import_graph().items():
+        if name.startswith("fs_guard.runtime"):
+            assert all(target == "fs_guard" or target.startswith("fs_guard.runtime") for target in imported), \
+                (name, imported)
+
+
+def test_no_module_imports_itself_through_others():
+    """No import circle, not even through an import inside a function: a module below another
+    never needs it (the cluster publishes through ``penalty``, above ``offence``)."""
+    graph = _import_graph()
+    done: set = set()
+
+    def visit(name: str, path: tuple) -> None:
+        if name in path:
+            raise AssertionError("import circle: " + " -> ".join(path[path.index(name):] + (name,)))
+        if name in done:
+            return
+        for target in sorted(graph[name]):
+            visit(target, path + (name,))
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, ())
+
+
+def test_setup_cfg_ships_every_runtime_package_and_its_data_files():
+    """setup.cfg lists packages by hand: a new one (``runtime/cluster``) or a data file in it
+    (``count.lua``, ``schema.json``) left out of it is missing after ``pip install``."""
+    setup = configparser.ConfigParser()
+    setup.read(PACKAGE.parent / "setup.cfg")
+    packages = set(setup["options"]["packages"].split())
+    data = {name: [glob.strip() for glob in globs.split(",")] for name, globs in setup["options.package_data"].items()}
+    runtime = PACKAGE / "runtime"
+    for directory in [runtime] + [path for path in runtime.rglob("*") if (path / "__init__.py").exists()]:
+        name = _module_name(directory / "__init__.py")
+        assert name in packages
+        for path in directory.iterdir():
+            if path.is_file() and path.suffix not in (".py", ".pyc"):
+                assert any(fnmatch.fnmatch(path.name, glob) for glob in data.get(name, ())), path
 
 
 def test_the_plotting_library_is_imported_only_by_replay_html(tmp_path):

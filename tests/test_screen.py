@@ -185,7 +185,7 @@ class TestInternalErrors:
         assert state.STATS.snapshot()["rejected.internal_error"] == 1
 
     def test_a_failure_after_the_hang_up_counts_the_call_once(self, call, mocker):
-        mocker.patch("fs_guard.runtime.offence.report", side_effect=OSError("boom"))
+        mocker.patch("fs_guard.runtime.penalty.impose", side_effect=OSError("boom"))
         assert call("0044").hangupCause() == "CALL_REJECTED"
         counts = state.STATS.snapshot()
         assert counts["calls_rejected"] == 1 and counts["rejected.deny_prefix"] == 1

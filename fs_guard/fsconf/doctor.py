@@ -179,9 +179,9 @@ def http_get(url: str, timeout: float = HTTP_TIMEOUT) -> Tuple[Optional[int], st
 
 
 def _ping(settings: ClusterSettings) -> Tuple[bool, str]:
-    from fs_guard.runtime import cluster  # brings redis-py, only for a configuration with a cluster
+    from fs_guard.runtime.cluster.link import ping  # brings redis-py, only for a configuration with a cluster
 
-    return cluster.ping(settings)
+    return ping(settings)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from typing import Any, Optional, Tuple
 
-from fs_guard.runtime import alerts, host, offence, sofia_events, state, stats
+from fs_guard.runtime import alerts, host, offence, penalty, sofia_events, state, stats
 from fs_guard.runtime.config import Config
 from fs_guard.runtime.limits import for_call
 from fs_guard.runtime.rules import LIMIT, Rules
@@ -92,7 +92,7 @@ def screen(session: Any, config: Config, rules: Rules, context: str, number: str
         state.STATS.add(stats.LIMIT_BLOCKED_CALLS)
     state.STATS.add_each(stats.CALLS_REJECTED, stats.REJECTED_PREFIX + LIMIT)
     raw_ip = get("sip_network_ip") or get("network_addr")
-    offence.report(config, rules, LIMIT, raw_ip, offence.limit_fields(limit.name, context, number, user_agent),
+    penalty.impose(config, rules, LIMIT, raw_ip, offence.limit_fields(limit.name, context, number, user_agent),
                    ban=limit.ban)
     return True
 

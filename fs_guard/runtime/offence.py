@@ -1,8 +1,10 @@
-"""What happens to an offence once it is decided: ban line, console line, counters.
+"""An offence's ban line: whether one is due, for which address, with which fields.
 
-Shared by the call screen and the event hook so both apply the same rules: monitor
-mode and ``ban: false`` write no ban line, a trusted network writes none, and an
-address that is not a valid IP writes none (the call is still rejected).
+Pure, and shared by everything that decides offences (the call screen, the event hook,
+the cluster's follower, ``fs-guard test`` and replay), so all apply the same rules: monitor
+mode and ``ban: false`` write no ban line, a trusted network writes none, and an address
+that is not a valid IP writes none (the call is still rejected). ``penalty`` carries
+them out.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import ipaddress
 import socket
 from typing import Optional, Tuple, Union
 
-from fs_guard.runtime import banlog, host, state, stats
+from fs_guard.runtime import banlog
 from fs_guard.runtime.config import Config
 from fs_guard.runtime.rules import Rules
 
@@ -34,7 +36,8 @@ def _parse(text: str) -> Tuple[Optional[Address], str]:
     return address, str(address)
 
 
-def _address(text: Optional[str]) -> Tuple[Optional[Address], str]:
+def address_and_text(text: Optional[str]) -> Tuple[Optional[Address], str]:
+    """``ban_address`` and its canonical text ("" when it is None)."""
     if not text or len(text) > 45:
         return None, ""
     return _parse(text.strip())
@@ -42,7 +45,7 @@ def _address(text: Optional[str]) -> Tuple[Optional[Address], str]:
 
 def ban_address(text: Optional[str]) -> Optional[Address]:
     """The address as fail2ban should see it, or None if ``text`` is not a plain IP."""
-    return _address(text)[0]
+    return address_and_text(text)[0]
 
 
 _V4_MAPPED = bytes(10) + b"\xff\xff"
@@ -69,7 +72,7 @@ def canonical_address(text: Optional[str]) -> Optional[str]:
     if packed[:12] == _V4_MAPPED:
         return socket.inet_ntop(socket.AF_INET, packed[12:])
     canonical = socket.inet_ntop(socket.AF_INET6, packed)
-    return canonical if "." not in canonical else _address(text)[1]  # ::/96 is printed differently
+    return canonical if "." not in canonical else address_and_text(text)[1]  # ::/96 is printed differently
 
 
 #: What became of an offence. ``BANNED`` is also ``ban_outcome``'s answer when a line is due.
@@ -116,35 +119,3 @@ def registration_fields(
     fields = (f"profile={banlog.token(profile)} user={banlog.quoted(user)} host={banlog.quoted(host)} "
               f"ua={banlog.quoted(user_agent)}")
     return fields if registration_type is None else f"{fields} type={banlog.quoted(registration_type)}"
-
-
-def report(config: Config, rules: Rules, reason: str, source_ip: Optional[str], fields: str, ban: bool = True) -> str:
-    """Record one offence; returns what became of it ("banned", "monitor", ...).
-
-    ``fields`` come from ``call_fields`` or ``registration_fields``, formatted once for
-    the ban line and the console line alike.
-    """
-    address, ip = _address(source_ip)
-    outcome = ban_outcome(config, rules, address, ban)
-    if address is None:
-        ip = banlog.quoted(source_ip)
-    if outcome == BANNED:
-        text = banlog.line(ip, reason, fields)
-        if state.BANLOG.write(config.ban_log_path, text):
-            state.STATS.add(stats.BAN_LINES)
-            if config.cluster is not None:  # every node's ban log gets it (fs_guard.runtime.cluster)
-                from fs_guard.runtime import cluster
-
-                cluster.current(config.cluster).publish(text)
-        else:
-            state.STATS.add(stats.BAN_LOG_ERRORS)
-            outcome = UNWRITABLE
-    elif outcome == NO_ADDRESS:
-        state.STATS.add(stats.NOT_BANNED_BAD_ADDRESS)
-    elif outcome == TRUSTED:
-        state.STATS.add(stats.NOT_BANNED_TRUSTED)
-    if rules.monitor:
-        host.console("notice", f"fs-guard: would reject reason={reason} ip={ip} {fields} ({outcome})")
-    else:
-        host.console("warning", f"fs-guard: rejected reason={reason} ip={ip} {fields} ({outcome})")
-    return outcome

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fs_guard.runtime import errors, limiter, offence, state, stats
+from fs_guard.runtime import errors, limiter, offence, penalty, state, stats
 from fs_guard.runtime.config import Config
 from fs_guard.runtime.rules import INTERNAL_ERROR, CallFacts, decide
 
@@ -37,7 +37,7 @@ def screen(session: Any, args: str) -> None:
             state.STATS.add_each(stats.CALLS_REJECTED, stats.REJECTED_PREFIX + reason)
         # The address to ban is the socket's, never a SIP header; read only when needed.
         source_ip = get("sip_network_ip") or get("network_addr")
-        offence.report(config, rules, reason, source_ip, offence.call_fields(context, facts.number, facts.user_agent))
+        penalty.impose(config, rules, reason, source_ip, offence.call_fields(context, facts.number, facts.user_agent))
     except Exception as exc:  # the screen must never fail open by accident
         _internal_error(session, config, exc)
 

@@ -5,7 +5,7 @@ lives here, not there, because mod_python3 re-executes ``fs_guard.events`` each 
 it starts it (``pyrun`` included): the lock that keeps a second ``runtime()`` from
 doubling every line must be the same object for all of them.
 
-Offences, each reported through ``fs_guard.runtime.offence`` exactly like the screen's:
+Offences, each reported through ``fs_guard.runtime.penalty`` exactly like the screen's:
 
 - ``sofia::register_failure`` (wrong password or unknown user, on REGISTER or
   INVITE): reason ``register_failure``;
@@ -34,7 +34,7 @@ import threading
 import time
 from typing import Any, Optional
 
-from fs_guard.runtime import errors, host, offence, state, stats
+from fs_guard.runtime import errors, host, offence, penalty, state, stats
 from fs_guard.runtime.rules import REGISTER_FAILURE, SCANNER_USER_AGENT, scanner_user_agent
 
 REGISTER_FAILURE_EVENT = "sofia::register_failure"
@@ -160,7 +160,7 @@ def handle(event: Any) -> None:
     fields = offence.registration_fields(
         get("profile-name"), get("to-user"), get("to-host"), user_agent, registration_type
     )
-    offence.report(config, rules, reason, source_ip, fields)
+    penalty.impose(config, rules, reason, source_ip, fields)
 
 
 def _close(consumer: Any) -> None:

@@ -115,9 +115,9 @@ def run_check(args: argparse.Namespace) -> int:
 
 def _check_cluster(settings: ClusterSettings) -> int:
     """PING the cluster's Redis (waiting at most its timeout): 1 when it does not answer."""
-    from fs_guard.runtime import cluster  # brings redis-py, only for a configuration with a cluster
+    from fs_guard.runtime.cluster.link import ping  # brings redis-py, only for a configuration with a cluster
 
-    ok, what = cluster.ping(settings)
+    ok, what = ping(settings)
     print(f"cluster:       node {settings.node}, {settings.shown_url} (keys {settings.key_prefix}*, "
           f"timeout {settings.timeout * 1000:g} ms): {'OK, ' + what if ok else 'NOT ANSWERING: ' + what}")
     if ok:

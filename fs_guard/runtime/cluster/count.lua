@@ -1,7 +1,8 @@
 -- fs-guard: one screened call against every limit it counts toward, in one atomic step.
 --
--- The shared twin of fs_guard/runtime/tally.py Tally.count (see fs_guard/runtime/cluster.py,
--- which builds the arguments and reads the reply). Times are integer microseconds.
+-- The shared twin of fs_guard/runtime/tally.py Tally.count (see fs_guard/runtime/cluster/counting.py;
+-- fs_guard/runtime/cluster/script.py writes the arguments and reads the reply as named records).
+-- Times are integer microseconds.
 --
 -- KEYS: per check i (1..n): calls window (ZSET call -> time), distinct numbers (ZSET
 --       number -> last time), concurrent calls (ZSET call id -> expiry); then one block
