@@ -83,6 +83,23 @@ class TestSetting:
             "fail2ban.cluster.timeout_ms: 0 is less")
         assert self.errors({"url": "redis://r", "node": "fs 1"})[0].startswith("fail2ban.cluster.node: 'fs 1'")
 
+    def test_a_url_redis_py_would_refuse_or_misread_is_an_error_that_says_what_to_write(self):
+        assert self.errors({"url": "redis://127.0.0.1:notaport/0"}) == (
+            "fail2ban.cluster.url: 'redis://127.0.0.1:notaport/0': the port must be a number from 1 to 65535, "
+            "as in redis://127.0.0.1:6379/0",)
+        assert self.errors({"url": "redis://:s3cret@127.0.0.1:99999/0"}) == (
+            "fail2ban.cluster.url: 'redis://:***@127.0.0.1:99999/0': the port must be a number from 1 to 65535, "
+            "as in redis://127.0.0.1:6379/0",)
+        # redis-py would take any of these databases as database 0, or refuse the URL
+        for url in ("redis://r:6379/-1", "redis://r:6379/db1", "redis://r:6379/1/2", "redis://r?db=x",
+                    "unix:///run/redis.sock?db=two"):
+            assert self.errors({"url": url}) == (f"fail2ban.cluster.url: '{url}': the database must be a number "
+                                                 "(0, 1, ...), as in redis://127.0.0.1:6379/0",), url
+        assert self.errors({"url": "unix://"}) == (
+            "fail2ban.cluster.url: 'unix://': the socket's path is missing, as in unix:///run/redis/redis.sock",)
+        for url in ("redis://r", "redis://r:6379/", "rediss://u:p@[::1]:6380/15?db=3", "unix:///run/redis.sock?db=1"):
+            assert parse_config(json.dumps({"fail2ban": {"cluster": {"url": url}}}), "t").cluster.url == url
+
     def test_defaults_the_host_name_the_key_prefix_and_100_ms(self):
         cluster = parse_config(json.dumps({"fail2ban": {"cluster": {"url": "rediss://r:6380/0"}}}), "t").cluster
         assert (cluster.node, cluster.key_prefix, cluster.timeout) == (os.uname().nodename, "fs-guard:", 0.1)
@@ -311,12 +328,31 @@ class TestFaults:
         fsctl.wait_until(lambda: cluster_status()["state"] == "down")
         assert "ConnectionError" in cluster_status()["last_error"]
 
-    def test_without_redis_py_the_cluster_is_down_and_says_what_to_install(self, write_config, call, monkeypatch):
-        monkeypatch.setitem(sys.modules, "redis", None)
-        write_config(section("redis://127.0.0.1:6379/0", limit(window=3600, calls={"critical": 1}, action="reject")))
-        assert causes(call, 2) == ["NONE", "CALL_REJECTED"]
-        fsctl.wait_until(lambda: cluster_status()["state"] == "down")
-        assert cluster_status()["last_error"].startswith("ImportError: redis-py is not installed (pip install redis)")
+    def test_a_database_this_redis_lacks_is_a_configuration_error_not_a_redis_fault(
+            self, redis_server, write_config, call):
+        url = redis_server.url[:-len("/0")] + "/99"
+        write_config(section(url, limit(window=3600, calls={"critical": 1}, action="reject")))
+        assert causes(call, 2) == ["NONE", "CALL_REJECTED"]  # decided with the node's own counts
+        wait_for_cluster(lambda c: c["state"] == "misconfigured")
+        text = run_api("fs_guard.status")
+        assert "CONFIGURATION ERROR since" in text and "DOWN" not in text
+        assert cluster_status()["last_error"] == (
+            f"configuration error: fail2ban.cluster.url: '{url}': this Redis has no such database (it has 0 to 15 "
+            "unless its 'databases' setting says more): name one it has")
+        (error,) = [line for line in fsctl.log_lines("err") if "cluster" in line]
+        assert error.startswith("fs-guard: cluster: configuration error: fail2ban.cluster.url: ")
+        assert "failed" not in error and "answers again" not in error
+
+    def test_a_url_redis_py_refuses_is_a_configuration_error_and_the_last_good_one_stays(
+            self, redis_server, write_config, call):
+        write_config(section(redis_server.url, limit(window=3600, calls={"critical": 1}, action="reject")))
+        assert causes(call, 1) == ["NONE"]
+        write_config(section("redis://127.0.0.1:notaport/0", limit(window=3600, calls={"critical": 5},
+                                                                   action="reject")))
+        assert causes(call, 1) == ["CALL_REJECTED"]  # the file in force before: critical > 1, in Redis
+        assert "fail2ban.cluster.url: 'redis://127.0.0.1:notaport/0': the port must be a number" in \
+            json.loads(run_api("fs_guard.status json"))["config"]["last_error"]
+        assert cluster_status()["url"] == redis_server.url
 
 
 # -- status and check-config -------------------------------------------------------------------------
@@ -354,6 +390,19 @@ class TestStatusAndCheck:
         assert "NOT ANSWERING: ConnectionError" in result.stdout
         assert "the cluster's Redis does not answer" in result.stderr
 
+    def test_check_config_says_what_to_change_for_a_bad_port_or_a_database_redis_lacks(self, redis_server, tmp_path):
+        path = tmp_path / "fs_guard.json"
+        for url, told in (
+                ("redis://127.0.0.1:notaport/0", "fail2ban.cluster.url: 'redis://127.0.0.1:notaport/0': the port "
+                                                 "must be a number from 1 to 65535"),
+                (redis_server.url[:-len("/0")] + "/16", "this Redis has no such database (it has 0 to 15 unless "
+                                                        "its 'databases' setting says more): name one it has"),
+                (redis_server.url + "?socket_timeout=soon", "Invalid value for 'socket_timeout' in connection URL")):
+            path.write_text(json.dumps({"fail2ban": section(url)}))
+            result = _fs_guard("check-config", str(path))
+            assert result.returncode == 2, (url, result.stdout, result.stderr)
+            assert told in result.stderr and "does not answer" not in result.stderr + result.stdout
+
     def test_check_config_without_a_cluster_says_none(self, tmp_path):
         path = tmp_path / "fs_guard.json"
         path.write_text(json.dumps({"fail2ban": {}}))
@@ -388,6 +437,61 @@ def _fs_guard(*args):
     environment = {k: v for k, v in os.environ.items() if k != "FS_GUARD_CONFIG"}
     return subprocess.run([sys.executable, "-m", "fs_guard", *args], capture_output=True, text=True,
                           env=environment, timeout=60)
+
+
+#: Put first in a fresh process: redis-py cannot be imported there, as after a plain ``pip install .``.
+WITHOUT_REDIS_PY = (
+    "import sys\n"
+    "class NoRedis:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.partition('.')[0] == 'redis':\n"
+    "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+    "sys.meta_path.insert(0, NoRedis())\n")
+INSTALL_THE_EXTRA = "redis-py is not installed: pip install 'fs-guard[cluster]'"
+
+
+class TestWithoutRedisPy:
+    def run(self, script, *args):
+        result = subprocess.run([sys.executable, "-c", WITHOUT_REDIS_PY + script, *args], capture_output=True,
+                                text=True, timeout=60, env={**os.environ, "PYTHONPATH": NODE_PATH,
+                                                            "FS_GUARD_CONFIG": ""})
+        assert "Traceback" not in result.stderr, result.stderr
+        return result
+
+    def test_check_config_exits_2_and_names_the_extra_to_install(self, tmp_path):
+        path = tmp_path / "fs_guard.json"
+        path.write_text(json.dumps({"fail2ban": section("redis://127.0.0.1:6379/0")}))
+        result = self.run("from fs_guard.offline.cli import main; sys.exit(main(sys.argv[1:]))",
+                          "check-config", str(path))
+        assert result.returncode == 2
+        assert "CONFIGURATION ERROR" in result.stdout
+        assert f"fs-guard: the cluster setting cannot work: {INSTALL_THE_EXTRA}" in result.stderr
+
+    def test_the_node_decides_alone_and_status_and_console_say_what_to_install(self, tmp_path):
+        (tmp_path / "fs_guard.json").write_text(json.dumps({"fail2ban": section(
+            "redis://127.0.0.1:6379/0", limit(by="source_ip", window=3600, calls={"critical": 1}, action="reject"))}))
+        result = self.run(
+            "import json\n"
+            "import fsctl\n"
+            "fsctl.reset({'conf_dir': sys.argv[1], 'log_dir': sys.argv[1]})\n"
+            "from modpython import run_api, run_app\n"
+            "from fs_guard.runtime import state\n"
+            "causes = []\n"
+            "for _ in range(2):\n"
+            "    session = fsctl.call_session(destination_number='1', context='public', sip_network_ip='192.0.2.1')\n"
+            "    run_app('fs_guard.screen', session)\n"
+            "    causes.append(session.hangupCause())\n"
+            "fsctl.wait_until(lambda: state.CLUSTER.health.state != 'connecting')\n"
+            "print(json.dumps([causes, run_api('fs_guard.status'), json.loads(run_api('fs_guard.status json')),"
+            " fsctl.log_lines('err')]))\n", str(tmp_path))
+        assert result.returncode == 0, result.stderr
+        causes, text, status, errors = json.loads(result.stdout)
+        assert causes == ["NONE", "CALL_REJECTED"]  # with the node's own counts
+        assert "CONFIGURATION ERROR since" in text and "DOWN" not in text
+        assert (status["cluster"]["state"], status["cluster"]["last_error"]) == (
+            "misconfigured", f"configuration error: {INSTALL_THE_EXTRA}")
+        assert errors == [f"fs-guard: cluster: configuration error: {INSTALL_THE_EXTRA}; limits are decided with this "
+                          "node's own counts until it is fixed\n"]
 
 
 @pytest.mark.redis

@@ -56,6 +56,7 @@ DEFAULTS: Mapping[str, Any] = {
 DEFAULT_KEY_PREFIX = "fs-guard:"
 DEFAULT_CLUSTER_TIMEOUT_MS = 100
 NODE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+DATABASE = re.compile(r"[0-9]{1,9}")
 
 
 @dataclass(frozen=True)
@@ -185,8 +186,33 @@ def _cluster(values: Optional[Mapping[str, Any]]) -> Tuple[Optional[ClusterSetti
     if not NODE_NAME.fullmatch(node):
         return None, [f"fail2ban.cluster.node: the host name {escape(node)!r} is not a plain name "
                       "(letters, digits, _ . -, at most 64): set node"]
-    return ClusterSettings(values["url"], values.get("key_prefix", DEFAULT_KEY_PREFIX), node,
-                           values.get("timeout_ms", DEFAULT_CLUSTER_TIMEOUT_MS) / 1000.0), []
+    settings = ClusterSettings(values["url"], values.get("key_prefix", DEFAULT_KEY_PREFIX), node,
+                               values.get("timeout_ms", DEFAULT_CLUSTER_TIMEOUT_MS) / 1000.0)
+    errors = _url_errors(settings)
+    return (None if errors else settings), errors
+
+
+def _url_errors(settings: ClusterSettings) -> List[str]:
+    """What in the URL redis-py would refuse, or read as something else (a database that is
+    not a number is taken as database 0), before anything tries to connect."""
+    parts = urlsplit(settings.url)
+    where = f"fail2ban.cluster.url: {escape(settings.shown_url)!r}"
+    databases = [value for key, value in parse_qsl(parts.query) if key == "db"]
+    if parts.scheme == "unix":
+        if not parts.path:
+            return [f"{where}: the socket's path is missing, as in unix:///run/redis/redis.sock"]
+    else:
+        try:
+            port = parts.port
+        except ValueError:
+            port = 0
+        if port == 0:
+            return [f"{where}: the port must be a number from 1 to 65535, as in redis://127.0.0.1:6379/0"]
+        if parts.path not in ("", "/"):
+            databases.append(parts.path[1:])
+    if not all(DATABASE.fullmatch(database) for database in databases):
+        return [f"{where}: the database must be a number (0, 1, ...), as in redis://127.0.0.1:6379/0"]
+    return []
 
 
 def compile_config(section: Mapping[str, Any], source: Optional[str]) -> Config:

@@ -170,6 +170,9 @@ def _render_cluster(cluster: Dict[str, Any]) -> List[str]:
     elif cluster["state"] == "down":
         now = (f"DOWN since {cluster['since']}: limits decided with this node's own counts, "
                f"next try in {cluster['retry_in']:g} s")
+    elif cluster["state"] == "misconfigured":  # the last error says what to change
+        now = (f"CONFIGURATION ERROR since {cluster['since']}: limits decided with this node's own counts, "
+               f"next try in {cluster['retry_in']:g} s")
     else:
         now = "connecting"
     error = cluster["last_error"]

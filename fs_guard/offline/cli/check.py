@@ -114,12 +114,20 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def _check_cluster(settings: ClusterSettings) -> int:
-    """PING the cluster's Redis (waiting at most its timeout): 1 when it does not answer."""
-    from fs_guard.runtime.cluster.link import ping  # brings redis-py, only for a configuration with a cluster
+    """PING the cluster's Redis (waiting at most its timeout): 1 when it does not answer, 2 for
+    a mistake to fix in the setting or the install."""
+    from fs_guard.runtime.cluster.health import Misconfigured  # brings redis-py, only with a cluster
+    from fs_guard.runtime.cluster.link import ping
 
-    ok, what = ping(settings)
-    print(f"cluster:       node {settings.node}, {settings.shown_url} (keys {settings.key_prefix}*, "
-          f"timeout {settings.timeout * 1000:g} ms): {'OK, ' + what if ok else 'NOT ANSWERING: ' + what}")
+    shown = f"cluster:       node {settings.node}, {settings.shown_url} (keys {settings.key_prefix}*, " \
+            f"timeout {settings.timeout * 1000:g} ms)"
+    try:
+        ok, what = ping(settings)
+    except Misconfigured as exc:
+        print(f"{shown}: CONFIGURATION ERROR")
+        print(f"fs-guard: the cluster setting cannot work: {exc}", file=sys.stderr)
+        return 2
+    print(f"{shown}: {'OK, ' + what if ok else 'NOT ANSWERING: ' + what}")
     if ok:
         return 0
     print(f"fs-guard: the cluster's Redis does not answer ({what}); until it does, each node decides its limits "

@@ -2,7 +2,10 @@
 
 When Redis fails (down, slow, restarted, unreachable) it is left alone for a backoff (0.5 s,
 doubling to 30 s) before one call tries it again; the fault is logged once (then at most
-once a minute) and shown by ``fs_guard.status``.
+once a minute) and shown by ``fs_guard.status``. A configuration mistake found only when
+connecting (redis-py not installed, a database this Redis does not have) is told apart:
+it is the operator's to fix, not Redis's, and console and status say what to change
+(the node keeps trying, so the fix takes effect without a restart).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ ERRORS = "cluster_errors"
 UP = "up"
 DOWN = "down"
 CONNECTING = "connecting"
+MISCONFIGURED = "misconfigured"
 
 FIRST_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
@@ -28,8 +32,15 @@ MAX_BACKOFF = 30.0
 LOG_INTERVAL = 60.0
 
 
+class Misconfigured(Exception):
+    """The cluster setting, or the install, is wrong: the operator must change it, and the text (fs-guard's
+    own words, the setting's text in them escaped) says what."""
+
+
 def describe(exc: BaseException) -> str:
     """What went wrong, as status keeps it (escaped where it is printed)."""
+    if isinstance(exc, Misconfigured):
+        return f"configuration error: {exc}"[:512]
     return f"{type(exc).__name__}: {exc}"[:512]
 
 
@@ -64,22 +75,27 @@ class Health:
 
     def failed(self, exc: BaseException) -> None:
         text = describe(exc)
+        now_state = MISCONFIGURED if isinstance(exc, Misconfigured) else DOWN
         with self._lock:
-            first = self.state != DOWN
+            first = self.state not in (DOWN, MISCONFIGURED)
             if first or self._trying:  # not every request that was under way when it went down
                 self._backoff = FIRST_BACKOFF if first else min(self._backoff * 2, MAX_BACKOFF)
                 self._retry_at = time.monotonic() + self._backoff
                 self._trying = False
-            if first:
-                self.state, self.since = DOWN, time.time()
+            if self.state != now_state:
+                self.state, self.since = now_state, time.time()
             self.last_error, self.error_at = text, time.time()
         state.STATS.add(ERRORS)
         held = self._log.allow()  # one line a minute, however Redis fails or flaps
         if held is None:
             return
+        more = f" ({held} more failures since the last line)" if held else ""
+        if now_state == MISCONFIGURED:  # our own words, the setting's text in them escaped already
+            host.console("err", f"fs-guard: cluster: {text}{more}; limits are decided with this node's own "
+                                "counts until it is fixed")
+            return
         where = banlog.escape(self._settings.shown_url, limit=1024)
         text = banlog.escape(text, limit=512)
-        more = f" ({held} more failures since the last line)" if held else ""
         if first:
             host.console("err", f"fs-guard: cluster: Redis at {where} failed ({text}){more}; limits are decided "
                                 f"with this node's own counts until it answers again (retrying from "
@@ -98,6 +114,6 @@ class Health:
                                f"answers; node {self._settings.node} shares its limits and bans")
 
     def retry_in(self) -> Optional[float]:
-        if self.state != DOWN:
+        if self.state not in (DOWN, MISCONFIGURED):
             return None
         return max(0.0, self._retry_at - time.monotonic())

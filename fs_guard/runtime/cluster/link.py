@@ -15,10 +15,12 @@ import threading
 import time
 from typing import Any, Tuple
 
-from fs_guard.runtime.cluster.health import UP, Health, describe
+from fs_guard.runtime import banlog
+from fs_guard.runtime.cluster.health import UP, Health, Misconfigured, describe
 from fs_guard.runtime.cluster.script import LUA
 from fs_guard.runtime.config import ClusterSettings
 
+NOT_INSTALLED = "redis-py is not installed: pip install 'fs-guard[cluster]'"
 #: Longest wait for new lines in one read of the ban stream (ms): bounds how late the follower sees a shutdown.
 BLOCK_MS = 250
 
@@ -45,7 +47,7 @@ class Link:
                 self.client, self.reader, self.script = clients(self.settings)
             self.client.script_load(LUA)
         except Exception as exc:
-            self.health.failed(exc)
+            self.failed(exc)
             return
         self.health.succeeded()
 
@@ -59,7 +61,7 @@ class Link:
         return True
 
     def failed(self, exc: BaseException) -> None:
-        self.health.failed(exc)
+        self.health.failed(_configuration_error(exc, self.settings))
         client = self.client
         if client is not None:  # a restarted Redis leaves every pooled connection dead: drop them all
             try:
@@ -89,29 +91,49 @@ def clients(settings: ClusterSettings) -> Tuple[Any, Any, Any]:
         import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
-    except ImportError as exc:
-        raise ImportError(f"redis-py is not installed (pip install redis): {exc}") from None
+    except ImportError:
+        raise Misconfigured(NOT_INSTALLED) from None
 
     def client(read_timeout: float) -> Any:
-        return redis.Redis.from_url(settings.url, socket_timeout=read_timeout,
-                                    socket_connect_timeout=settings.timeout, retry=Retry(NoBackoff(), 0),
-                                    retry_on_timeout=False, health_check_interval=0)
+        try:
+            return redis.Redis.from_url(settings.url, socket_timeout=read_timeout,
+                                        socket_connect_timeout=settings.timeout, retry=Retry(NoBackoff(), 0),
+                                        retry_on_timeout=False, health_check_interval=0)
+        except ValueError as exc:  # what config.py's own check of the URL let through (a query option)
+            raise Misconfigured(f"fail2ban.cluster.url: {_shown(settings)}: {exc}") from None
 
     calls = client(settings.timeout)
     return calls, client(settings.timeout + BLOCK_MS / 1000), calls.register_script(LUA)
 
 
+def _shown(settings: ClusterSettings) -> str:
+    return repr(banlog.escape(settings.shown_url, limit=1024))
+
+
+def _configuration_error(exc: BaseException, settings: ClusterSettings) -> BaseException:
+    """``exc`` as the configuration mistake it shows, or ``exc`` itself."""
+    if "DB index" in str(exc):  # SELECT refused: "DB index is out of range" (or "invalid DB index")
+        return Misconfigured(f"fail2ban.cluster.url: {_shown(settings)}: this Redis has no such database "
+                             "(it has 0 to 15 unless its 'databases' setting says more): name one it has")
+    return exc
+
+
 def ping(settings: ClusterSettings) -> Tuple[bool, str]:
-    """For ``fs-guard check-config``: does the Redis answer a PING within the timeout? (ok, what)"""
+    """For ``fs-guard check-config``: does the Redis answer a PING within the timeout? (ok, what)
+
+    Raises Misconfigured for a mistake the operator must fix (not Redis's fault).
+    """
+    client = None
     try:
         client = clients(settings)[0]
-    except Exception as exc:
-        return False, describe(exc)
-    began = time.perf_counter()
-    try:
+        began = time.perf_counter()
         client.ping()
+        return True, f"PING answered in {(time.perf_counter() - began) * 1000:.1f} ms"
     except Exception as exc:
+        problem = _configuration_error(exc, settings)
+        if isinstance(problem, Misconfigured):
+            raise problem from None
         return False, describe(exc)
     finally:
-        client.connection_pool.disconnect()
-    return True, f"PING answered in {(time.perf_counter() - began) * 1000:.1f} ms"
+        if client is not None:
+            client.connection_pool.disconnect()
