@@ -1,12 +1,13 @@
 """One FreeSWITCH node of a test cluster, in a process of its own, driven over stdin/stdout.
 
-    python tests/cluster_node.py CONF_DIR LOG_DIR      (PYTHONPATH: tests/fakes)
+    python tests/cluster_node.py CONF_DIR LOG_DIR [at-once]     (PYTHONPATH: tests/fakes)
 
 It runs what FreeSWITCH would: the ``fs_guard.events`` startup script (which follows the
 cluster's ban stream and releases hung-up calls) and ``fs_guard.screen`` for each call, on
 the fake ``freeswitch`` module, with CONF_DIR/fs_guard.json. Once it reads the cluster's ban
-stream it prints ``{"ready": true}``; then it takes one JSON command per line and prints one JSON
-answer per line:
+stream it prints ``{"ready": true}`` (with ``at-once``: as soon as the startup script is started,
+as FreeSWITCH takes calls right after it starts); then it takes one JSON command per line and
+prints one JSON answer per line:
 
 - ``{"op": "calls", "count": N, "threads": T, "at": EPOCH, "number": "100", "ip": ..., "vars": {...}}``:
   from time ``at`` on, T threads place N calls in all; answers ``{"causes": [...], "uuids": [...]}``
@@ -65,11 +66,12 @@ def _calls(command: dict, sessions: dict) -> dict:
     return {"causes": [s.hangupCause() for s in results], "uuids": [s.uuid for s in results]}
 
 
-def main(conf_dir: str, log_dir: str) -> None:
+def main(conf_dir: str, log_dir: str, at_once: bool) -> None:
     fsctl.reset({"conf_dir": conf_dir, "log_dir": log_dir})
     hook = run_startup("fs_guard.events")
-    fsctl.wait_until(fsctl.idle)
-    fsctl.wait_until(lambda: _status()["cluster"]["ban_follower"]["reading_since"] is not None, timeout=20)
+    if not at_once:
+        fsctl.wait_until(fsctl.idle)
+        fsctl.wait_until(lambda: _status()["cluster"]["ban_follower"]["reading_since"] is not None, timeout=20)
     print(json.dumps({"ready": True}), flush=True)
     sessions: dict = {}
     for raw in sys.stdin:
@@ -99,4 +101,4 @@ def main(conf_dir: str, log_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], sys.argv[3:] == ["at-once"])

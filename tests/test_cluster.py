@@ -6,6 +6,7 @@ without it they skip, unless FS_GUARD_REQUIRE_REDIS=1 (CI) makes them fail.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -23,6 +24,7 @@ from redis_support import RedisServer, SilentServer, free_port, need_redis
 
 from fs_guard.runtime import state
 from fs_guard.runtime.cluster import Cluster
+from fs_guard.runtime.cluster.script import LUA
 from fs_guard.runtime.config import ClusterSettings, ConfigError, parse_config
 from fs_guard.runtime.limits import for_call
 from fs_guard.runtime.tally import Tally
@@ -294,6 +296,19 @@ class TestFaults:
         other.close()
         assert [line.endswith(" node=a") for line in ban_log.lines()] == [False, True]
 
+    def test_the_startup_script_connects_when_freeswitch_starts_before_any_call(self, redis_server, write_config):
+        from modpython import run_startup, unload
+
+        write_config(section(redis_server.url))
+        run_startup("fs_guard.events")
+        try:
+            fsctl.wait_until(lambda: state.CLUSTER is not None and state.CLUSTER.health.state == "up")
+            assert any("answers; node a shares its limits and bans" in line for line in fsctl.log_lines("notice"))
+            assert redis_server.client().script_exists(hashlib.sha1(LUA.encode()).hexdigest()) == [True]
+        finally:
+            fsctl.stop_running()
+            unload()
+
     def test_a_redis_that_never_answers_holds_a_call_at_most_the_timeout(self, write_config, call):
         need_redis()
         silent = SilentServer()
@@ -302,9 +317,9 @@ class TestFaults:
                                  timeout_ms=300))
             state.CONFIG.current()  # the configuration is loaded: what follows times Redis alone
             began = time.monotonic()
-            assert causes(call, 1) == ["NONE"]  # connecting in the background: decided at once, alone
-            assert time.monotonic() - began < 0.2
-            fsctl.wait_until(lambda: state.CLUSTER.health.state == "down")
+            assert causes(call, 1) == ["NONE"]  # waits for the first connection's answer, in vain: decided alone
+            assert 0.29 <= time.monotonic() - began < 2 * 0.3 + 0.2  # connect, first answer: the timeout each at most
+            assert state.CLUSTER.health.state == "down"
             fsctl.wait_until(lambda: state.CLUSTER.health.retry_in() == 0)
             began = time.monotonic()
             assert causes(call, 1) == ["NONE"]  # this one tries Redis again, waits the timeout, decides alone
@@ -415,11 +430,10 @@ class TestStatusAndCheck:
         assert causes(call, 1) == ["NONE"]
         fsctl.wait_until(lambda: cluster_status()["state"] == "down")
         write_config(section(redis_server.url, rate, node="renamed"))
+        assert causes(call, 1) == ["NONE"]  # waits for the new connection: counted in Redis
+        assert cluster_status()["node"] == "renamed" and cluster_status()["state"] == "up"
         assert causes(call, 1) == ["NONE"]
-        assert cluster_status()["node"] == "renamed"
-        fsctl.wait_until(lambda: cluster_status()["state"] == "up")
-        assert causes(call, 1) == ["NONE"]
-        assert redis_server.client().zcard("fs-guard:calls:l:account:1001@pbx.example") == 1
+        assert redis_server.client().zcard("fs-guard:calls:l:account:1001@pbx.example") == 2
 
     def test_unblock_lifts_the_shared_block_too(self, redis_server, write_config, call):
         write_config(section(redis_server.url, limit(window=60, calls={"critical": 1}, action="reject",
@@ -520,7 +534,7 @@ def test_freeswitch_imports_redis_only_with_a_cluster_and_connects_under_its_rec
                             timeout=60, env={**os.environ, "PYTHONPATH": NODE_PATH})
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == ["up", None, [], ["redis"]]
-    assert redis_server.client().zcard("fs-guard:calls:l:source_ip:192.0.2.1") == 1  # the second call, in Redis
+    assert redis_server.client().zcard("fs-guard:calls:l:source_ip:192.0.2.1") == 2  # the first waited to connect
 
 
 # -- two nodes, two processes, one Redis ----------------------------------------------------------------
@@ -537,10 +551,12 @@ class Node:
         (self.conf / "fs_guard.json").write_text(json.dumps({"fail2ban": fail2ban}))
         self.process = None
 
-    def start(self) -> "Node":
+    def start(self, at_once: bool = False) -> "Node":
+        """Start it; ``at_once``: it takes calls as soon as its startup script is started."""
         env = {k: v for k, v in os.environ.items() if k != "FS_GUARD_CONFIG"}
         self.process = subprocess.Popen([sys.executable, str(TESTS / "cluster_node.py"), str(self.conf),
-                                         str(self.logs)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         str(self.logs)] + (["at-once"] if at_once else []),
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.DEVNULL, text=True, env={**env, "PYTHONPATH": NODE_PATH})
         assert self._answer() == {"ready": True}
         return self
@@ -587,10 +603,10 @@ def nodes(tmp_path, redis_server):
     """Start nodes named a, b, ... with the same configuration (their own node names)."""
     started = []
 
-    def start(*limits, names=("a", "b"), **more):
+    def start(*limits, names=("a", "b"), at_once=(), **more):
         for name in names:
             node = Node(tmp_path, name, section(redis_server.url, *limits, node=name, **more))
-            started.append(node.start())
+            started.append(node.start(at_once=name in at_once))
         return started
 
     yield start
@@ -618,6 +634,17 @@ class TestTwoNodes:
         assert accepted == 40  # one node alone would let exactly this many through, no more, no fewer
         assert all(len(node_causes) == 120 and node_causes.count("NONE") > 0 for node_causes in results)
         assert all(node.ask(op="status")["counters"].get("cluster_local_decisions", 0) == 0 for node in (a, b))
+
+    def test_a_node_sent_a_burst_right_after_it_starts_counts_it_in_redis(self, nodes, redis_server):
+        """Calls that arrive while the node is still connecting wait for the connection (the
+        startup script makes it when FreeSWITCH starts): none is decided on the node's own counts."""
+        a, b = nodes(limit("ip", by="source_ip", window=3600, calls={"critical": 4}, action="reject"),
+                     at_once=("b",))
+        # Six calls in a row from one address: four on b right after it started, two on a.
+        assert b.calls(4, ip="203.0.113.9") == ["NONE"] * 4
+        assert a.calls(2, ip="203.0.113.9") == ["CALL_REJECTED"] * 2  # b's four are in the shared window
+        assert redis_server.client().zcard("fs-guard:calls:ip:source_ip:203.0.113.9") == 4
+        assert b.ask(op="status")["counters"].get("cluster_local_decisions", 0) == 0
 
     def test_a_block_set_on_one_node_rejects_on_the_other(self, nodes):
         a, b = nodes(limit("fanout", contexts=["default"], prefixes=["0088"], window=600,

@@ -351,6 +351,14 @@ class ConfigStore:
         self._path = self._fixed_path or locate_config()
         return self._path
 
+    def preload(self) -> Config:
+        """Load the file now if there is one (the event hook, when FreeSWITCH starts), so that
+        it is read, and the cluster it names connected, before calls come. With no file yet,
+        nothing: the call that first finds one loads it, and the calls meanwhile wait for it."""
+        if os.path.exists(self._path or self._locate()):
+            return self.current()
+        return self._state.config
+
     def reload(self) -> LoadState:
         """Find the file again and load it even if it looks unchanged."""
         with self._lock:

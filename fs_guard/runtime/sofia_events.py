@@ -25,7 +25,9 @@ limits (``fs_guard.runtime.limiter``), in Redis too when the node is part of a c
 With a ``cluster`` configured it also runs the cluster's ban follower
 (``fs_guard.runtime.cluster.follow``: other nodes' ban lines into this node's ban log) in a
 thread of its own, started once a configuration names a cluster and joined before
-``runtime()`` returns: mod_python3 stops only the startup-script thread itself.
+``runtime()`` returns: mod_python3 stops only the startup-script thread itself. When it
+starts (FreeSWITCH starting) it loads the configuration, so the node connects to the
+cluster's Redis then, not when the first call comes.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ def serve() -> None:
         host.console("notice", "fs-guard: register-failure hook started")
         follower = _Follower()
         try:
+            state.CONFIG.preload()  # before calls come: the first ones need not read it, nor connect
             _consume(consumer, follower)
         finally:
             _started_at = None
@@ -88,20 +91,23 @@ class _Follower:
         self._next_look = 0.0
 
     def look(self) -> None:
-        """At most once per slice: start the follower if the configuration in force has a cluster.
+        """At most once per slice: start the follower if the configuration in force has a cluster
+        (and connect to its Redis now, if no call has yet).
 
-        Only looks at what calls, events and the status command have loaded: loading the file
-        from here would make the first load this thread's, and calls that arrive during a
-        later load are not held for it.
+        Only looks at what calls, events, the status command and ``preload`` have loaded:
+        loading the file from here would make a first load with no file yet this thread's, and
+        calls that arrive during the load of the file once it is there are not held for it.
         """
         now = time.monotonic()
         if self._thread is not None or now < self._next_look:
             return
         self._next_look = now + SLICE_MS / 1000
-        if state.CONFIG.state.config.cluster is None:
+        settings = state.CONFIG.state.config.cluster
+        if settings is None:
             return
         from fs_guard.runtime import cluster  # imported only when a cluster is configured
 
+        cluster.current(settings)
         self._thread = threading.Thread(target=cluster.follow, args=(self._stop,), name="fs-guard cluster follower",
                                         daemon=True)
         self._thread.start()

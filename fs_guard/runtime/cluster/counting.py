@@ -55,7 +55,7 @@ class Counter:
         if not checks and not (enforce and identities):
             return ACCEPTED  # nothing to count, no block to look up
         link = self._link
-        if not link.usable():
+        if not link.usable(wait=True):
             return _alone(tally, limits, checks, identities, call_id, number, now, enforce, concurrency)
         held, floors = tally.peek(limits, checks, identities, call_id, number, now, concurrency)
         slots = bool(concurrency and call_id)

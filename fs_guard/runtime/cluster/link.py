@@ -16,11 +16,14 @@ import time
 from typing import Any, Tuple
 
 from fs_guard.runtime import banlog
-from fs_guard.runtime.cluster.health import UP, Health, Misconfigured, describe
+from fs_guard.runtime.cluster.health import CONNECTING, UP, Health, Misconfigured, describe
 from fs_guard.runtime.cluster.script import LUA
-from fs_guard.runtime.config import ClusterSettings
+from fs_guard.runtime.config import FIRST_LOAD_WAIT, ClusterSettings
 
 NOT_INSTALLED = "redis-py is not installed: pip install 'fs-guard[cluster]'"
+#: Longest wait of a call for the node's first connection (importing redis-py, connecting, the
+#: first answer: at most ``timeout_ms`` each once imported), as calls wait for the first configuration load.
+FIRST_CONNECT_WAIT = FIRST_LOAD_WAIT
 #: Longest wait for new lines in one read of the ban stream (ms): bounds how late the follower sees a shutdown.
 BLOCK_MS = 250
 
@@ -36,9 +39,10 @@ class Link:
         self.script: Any = None
         self._members = itertools.count()
         self._tag = f"{settings.node}:{os.urandom(4).hex()}:"
+        self._attempted = threading.Event()  # the first connection has answered, or failed
 
     def start(self) -> None:
-        """Connect in the background: importing redis-py and the first answer hold no call."""
+        """Connect in a thread of its own (the event hook starts it when FreeSWITCH starts)."""
         threading.Thread(target=self.connect, name="fs-guard cluster connect", daemon=True).start()
 
     def connect(self) -> None:
@@ -48,11 +52,17 @@ class Link:
             self.client.script_load(LUA)
         except Exception as exc:
             self.failed(exc)
-            return
-        self.health.succeeded()
+        else:
+            self.health.succeeded()
+        finally:
+            self._attempted.set()
 
-    def usable(self) -> bool:
-        """Whether to send this request to Redis (or decide without it)."""
+    def usable(self, wait: bool = False) -> bool:
+        """Whether to send this request to Redis (or decide without it). ``wait``: a call that
+        arrives before the first connection has answered waits for it (FIRST_CONNECT_WAIT at most),
+        so that no call is decided alone only because the node has just started."""
+        if wait and self.health.state == CONNECTING:
+            self._attempted.wait(FIRST_CONNECT_WAIT)
         if not self.health.usable():
             return False
         if self.script is None:  # the first connection failed before a client existed: try again now
