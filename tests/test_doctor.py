@@ -526,6 +526,31 @@ def test_a_cluster_that_does_not_answer(live, fail2ban):
     assert findings["cluster"].what.startswith(f"{url} does not answer a PING: ")
 
 
+def test_a_cluster_setting_that_cannot_work_is_told_apart_from_a_redis_that_does_not_answer(
+        live, fail2ban, redis_server):
+    url = redis_server.url[:-len("/0")] + "/99"
+    findings = broken(examine(live, fail2ban.socket, read_config=_with(live, {"cluster": {"url": url}})))
+    assert list(findings) == ["cluster"]
+    assert findings["cluster"].what == (f"the cluster setting cannot work: fail2ban.cluster.url: '{url}': this Redis "
+                                        "has no such database (it has 0 to 15 unless its 'databases' setting says "
+                                        "more): name one it has")
+    assert findings["cluster"].fix.startswith("fs-guard check-config")
+
+
+def test_a_node_without_redis_py_while_the_cli_has_it(live, fail2ban, redis_server):
+    """The command line's Python has redis-py, the one FreeSWITCH runs does not (its status says so)."""
+    report = live.status()
+    report["cluster"] = {"state": "misconfigured", "since": "2026-11-25T09:58:12.120+00:00",
+                         "last_error": "configuration error: redis-py is not installed: pip install 'fs-guard[cluster]'"}
+    live.write_status(report)
+    findings = broken(examine(live, fail2ban.socket, read_config=_with(live, {"cluster": {"url": redis_server.url}})))
+    assert list(findings) == ["cluster"]
+    assert findings["cluster"].what == (f"{redis_server.url} answers here, but FreeSWITCH's node cannot use it: "
+                                        "configuration error: redis-py is not installed: pip install "
+                                        "'fs-guard[cluster]'")
+    assert findings["cluster"].fix.startswith("python3 -m pip install 'fs-guard[cluster]'")
+
+
 class _Metrics(http.server.BaseHTTPRequestHandler):
     body = b""
 

@@ -445,7 +445,15 @@ def check_cluster(config: Config, report: Mapping[str, Any], ping: Callable[[Clu
     settings = config.cluster
     if settings is None:
         return Finding("cluster", SKIPPED, "not configured")
-    answered, what = ping(settings)
+    from fs_guard.runtime.cluster.health import Misconfigured
+    from fs_guard.runtime.cluster.link import NOT_INSTALLED
+
+    try:
+        answered, what = ping(settings)
+    except Misconfigured as exc:
+        return problem("cluster", f"the cluster setting cannot work: {exc}",
+                       "python3 -m pip install 'fs-guard[cluster]'   # into the Python mod_python3 runs"
+                       if str(exc) == NOT_INSTALLED else "fs-guard check-config   # then change fail2ban.cluster.url")
     seen = section(report, "cluster")
     if not answered:
         return problem("cluster", f"{settings.shown_url} does not answer a PING: {what}",
@@ -455,6 +463,10 @@ def check_cluster(config: Config, report: Mapping[str, Any], ping: Callable[[Clu
                        f"{seen.get('since')}: {seen.get('last_error')}",
                        "wait for its retry (fs_cli -x \"python fs_guard.status\" shows it), or check the network "
                        "from FreeSWITCH's host")
+    if seen.get("state") == "misconfigured":  # redis-py missing from the Python FreeSWITCH runs, for one
+        return problem("cluster", f"{settings.shown_url} answers here, but FreeSWITCH's node cannot use it: "
+                       f"{seen.get('last_error')}", "python3 -m pip install 'fs-guard[cluster]'   # into the Python "
+                       "mod_python3 runs (ldd mod_python3.so | grep python)")
     return ok("cluster", f"{settings.shown_url}: {what}")
 
 
