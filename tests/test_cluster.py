@@ -461,7 +461,8 @@ WITHOUT_REDIS_PY = (
     "        if name.partition('.')[0] == 'redis':\n"
     "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
     "sys.meta_path.insert(0, NoRedis())\n")
-INSTALL_THE_EXTRA = "redis-py is not installed: pip install 'fs-guard[cluster]'"
+INSTALL_THE_EXTRA = ("redis-py is not installed: pip install 'fs-guard[cluster]' (for FreeSWITCH, from the source "
+                     "directory: fs-guard install --package '.[cluster]')")
 
 
 class TestWithoutRedisPy:

@@ -548,7 +548,7 @@ def test_a_node_without_redis_py_while_the_cli_has_it(live, fail2ban, redis_serv
     assert findings["cluster"].what == (f"{redis_server.url} answers here, but FreeSWITCH's node cannot use it: "
                                         "configuration error: redis-py is not installed: pip install "
                                         "'fs-guard[cluster]'")
-    assert findings["cluster"].fix.startswith("python3 -m pip install 'fs-guard[cluster]'")
+    assert findings["cluster"].fix.startswith("fs-guard install --package '.[cluster]'")
 
 
 class _Metrics(http.server.BaseHTTPRequestHandler):

@@ -452,7 +452,7 @@ def check_cluster(config: Config, report: Mapping[str, Any], ping: Callable[[Clu
         answered, what = ping(settings)
     except Misconfigured as exc:
         return problem("cluster", f"the cluster setting cannot work: {exc}",
-                       "python3 -m pip install 'fs-guard[cluster]'   # into the Python mod_python3 runs"
+                       "pip install 'fs-guard[cluster]'   # where this fs-guard runs, to check the cluster"
                        if str(exc) == NOT_INSTALLED else "fs-guard check-config   # then change fail2ban.cluster.url")
     seen = section(report, "cluster")
     if not answered:
@@ -465,8 +465,8 @@ def check_cluster(config: Config, report: Mapping[str, Any], ping: Callable[[Clu
                        "from FreeSWITCH's host")
     if seen.get("state") == "misconfigured":  # redis-py missing from the Python FreeSWITCH runs, for one
         return problem("cluster", f"{settings.shown_url} answers here, but FreeSWITCH's node cannot use it: "
-                       f"{seen.get('last_error')}", "python3 -m pip install 'fs-guard[cluster]'   # into the Python "
-                       "mod_python3 runs (ldd mod_python3.so | grep python)")
+                       f"{seen.get('last_error')}", "fs-guard install --package '.[cluster]'   # from the source "
+                       "directory: redis-py into FreeSWITCH's script directory")
     return ok("cluster", f"{settings.shown_url}: {what}")
 
 

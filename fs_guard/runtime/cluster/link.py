@@ -20,7 +20,9 @@ from fs_guard.runtime.cluster.health import CONNECTING, UP, Health, Misconfigure
 from fs_guard.runtime.cluster.script import LUA
 from fs_guard.runtime.config import FIRST_LOAD_WAIT, ClusterSettings
 
-NOT_INSTALLED = "redis-py is not installed: pip install 'fs-guard[cluster]'"
+#: Where fs-guard runs (the command line's environment), and for FreeSWITCH (its script directory).
+NOT_INSTALLED = ("redis-py is not installed: pip install 'fs-guard[cluster]' (for FreeSWITCH, from the source "
+                 "directory: fs-guard install --package '.[cluster]')")
 #: Longest wait of a call for the node's first connection (importing redis-py, connecting, the
 #: first answer: at most ``timeout_ms`` each once imported), as calls wait for the first configuration load.
 FIRST_CONNECT_WAIT = FIRST_LOAD_WAIT
