@@ -116,12 +116,50 @@ class TestTimes:
         with pytest.raises(ValueError):
             parse_time(value)
 
+    @pytest.mark.parametrize("value, unit, divisor", [
+        (1795860000_000, "milliseconds", "1,000"),
+        ("1795860000000", "milliseconds", "1,000"),
+        (1795860000_000_000, "microseconds", "1,000,000"),
+        (1795860000_000_000_000, "nanoseconds", "1,000,000,000"),
+        (1.79586e18, "nanoseconds", "1,000,000,000"),
+    ])
+    def test_epoch_milli_micro_and_nanoseconds_are_named_not_taken_as_seconds(self, value, unit, divisor):
+        with pytest.raises(traces.TraceError) as error:
+            parse_time(value)
+        assert f"looks like {unit} since the epoch (2026-11-28T" in str(error.value)
+        assert f"give seconds (divide by {divisor})" in str(error.value)
+
+    @pytest.mark.parametrize("value", [1e18 * -1, 1e300, 10 ** 400, -1, 0, "1970-01-01T00:00:00Z",
+                                       "2100-01-01T00:00:00Z", "1999-12-31T23:59:59Z", "9999-12-31T23:59:59"])
+    def test_a_time_before_2000_or_from_2100_on_is_an_error_saying_so(self, value):
+        with pytest.raises(traces.TraceError, match="is not between 2000 and 2100"):
+            parse_time(value)
+
+    def test_the_first_and_last_plausible_times(self):
+        assert parse_time("2000-01-01T00:00:00Z") == traces.EARLIEST
+        assert parse_time(traces.LATEST - 1) == traces.LATEST - 1
+
+    @pytest.mark.parametrize("time_value", ["1764288000000000000", "1e18", "-1e18", "1e300", "1764288000000"])
+    def test_an_implausible_time_is_a_bad_line_never_a_traceback(self, tmp_path, capsys, time_value):
+        path = tmp_path / "t.jsonl"
+        path.write_text(f'{{"time":{time_value},"ip":"203.0.113.66","number":"00"}}\n'
+                        f'{{"time":{T0},"ip":"203.0.113.66","number":"00"}}\n')
+        for json_flag in ((), ("--json",)):
+            code, out, err = run(capsys, "replay", *json_flag, str(path))
+            assert code == 0 and "Traceback" not in err
+            report = json.loads(out) if json_flag else None
+            if report is not None:
+                assert report["files"][0]["bad_lines"][0]["line"] == 1
+                assert report["first"].startswith("2026-11-28")
+            else:
+                assert f"{path}:1: time " in out and "period:     2026-11-28T10:00:00.000Z" in out
+
 
 class TestJsonLines:
     def test_fields_and_defaults(self, tmp_path):
         path = jsonl(tmp_path / "t.jsonl", [
             {"time": "2026-11-28T10:00:00Z", "ip": "203.0.113.7", "context": "public", "number": "0044", "ua": "x"},
-            {"time": T0 + 1, "number": "1001", "extra": "ignored"},
+            {"time": T0 + 1, "number": "1001"},
             failure(T0 + 2, profile="internal", host="198.51.100.1", type="INVITE", ua="sipcli"),
         ])
         assert events(path) == [
@@ -170,6 +208,18 @@ class TestJsonLines:
         assert errors[0].startswith("not JSON") and errors[1] == "missing time"
         assert "must be text" in errors[2] and "kind must be" in errors[3] and "JSON object" in errors[4]
 
+    @pytest.mark.parametrize("key", ["destination", "Number", "src_ip", "knd"])
+    def test_an_unknown_key_is_a_bad_line_naming_it(self, tmp_path, key):
+        path = jsonl(tmp_path / "t.jsonl", [{"time": T0, "ip": "203.0.113.7", key: "0044"}, call(T0 + 1)])
+        trace = Trace(str(path))
+        assert [e[0] for e in trace.read()] == [T0 + 1]
+        assert trace.bad_lines == [traces.BadLine(1, f"unknown key {key!r} (a trace's keys: {', '.join(traces.FIELDS)})")]
+
+    def test_every_field_may_be_given_on_any_line(self, tmp_path):
+        """Register-failure fields on a call (and the reverse) are known keys: not bad, not used."""
+        path = jsonl(tmp_path / "t.jsonl", [dict.fromkeys(traces.FIELDS) | {"time": T0, "number": "1"}])
+        assert events(path) == [called(T0, None, "", "1")]
+
     def test_only_the_first_bad_lines_are_kept_but_all_are_counted(self, tmp_path):
         path = tmp_path / "t.jsonl"
         path.write_text("garbage\n" * 100)
@@ -210,6 +260,39 @@ class TestCsv:
             called(T0, "203.0.113.7", "public", "0044"),
             failed(T0 + 1, "192.0.2.77", "1000", "sipcli", "internal", "198.51.100.1", "REGISTER"),
         ]
+
+    def test_columns_that_are_no_trace_field_are_ignored_and_named_in_the_report(self, tmp_path, capsys):
+        path = tmp_path / "t.csv"
+        path.write_text("Time,caller_id_name,IP,number,billsec,\n1795860000,Bob,203.0.113.7,0044,12,\n")
+        trace = Trace(str(path))
+        assert list(trace.read()) == [called(T0, "203.0.113.7", "", "0044")]
+        assert trace.ignored_columns == ("caller_id_name", "billsec")
+        code, out, _ = run(capsys, "replay", str(path))
+        assert f"input:      {path} (csv): 2 lines, 1 attempts; columns ignored: caller_id_name,billsec" in out
+        code, out, _ = run(capsys, "replay", "--json", str(path))
+        assert json.loads(out)["files"][0]["ignored_columns"] == ["caller_id_name", "billsec"]
+
+    @pytest.mark.parametrize("header, error", [
+        ("time,ip,destination,foo", "the header has no number column, so no call can be read "
+                                    "(columns: time,ip,destination,foo; a file of register failures only needs "
+                                    "a kind column)"),
+        ("time,ip,number,ip", "the header names the ip column twice"),
+    ])
+    def test_a_header_that_cannot_be_read_refuses_the_file_at_it_naming_why(self, tmp_path, capsys, header, error):
+        path = tmp_path / "t.csv"
+        path.write_text(f"{header}\n1795860000,203.0.113.7,0044,x\n")
+        trace = Trace(str(path))
+        assert list(trace.read()) == [] and trace.bad_lines == [traces.BadLine(1, error)]
+        code, out, err = run(capsys, "replay", str(path))
+        assert code == command.NOT_A_TRACE and out == ""
+        assert err.splitlines()[1:] == [f"  {path}:1: {error}"]
+
+    def test_without_a_number_column_register_failures_are_read_and_calls_are_bad_lines(self, tmp_path):
+        path = tmp_path / "t.csv"
+        path.write_text("time,kind,ip,user\n1795860000,register_failure,192.0.2.77,1000\n1795860001,,192.0.2.77,\n")
+        trace = Trace(str(path))
+        assert list(trace.read()) == [failed(T0, "192.0.2.77", "1000", None, None, None, None)]
+        assert trace.bad_lines == [traces.BadLine(3, "a call needs a number: the header (line 1) has no number column")]
 
     def test_bad_rows_are_counted_with_their_line_numbers(self, tmp_path):
         path = tmp_path / "t.csv"
@@ -749,12 +832,15 @@ class TestNotATrace:
         return path
 
     @pytest.mark.parametrize("fmt", [None, "jsonl", "csv", "fslog"])
-    def test_a_binary_file_exits_3_with_one_line_naming_it_and_no_report(self, binary, capsys, fmt):
+    def test_a_binary_file_exits_3_with_one_line_naming_it_its_bad_lines_and_no_report(self, binary, capsys, fmt):
         code, out, err = run(capsys, "replay", str(binary), *(["--format", fmt] if fmt else []))
         assert (code, out) == (command.NOT_A_TRACE, "")
-        assert err.count("\n") == 1 and err.startswith(f"fs-guard: {binary}: ")
-        assert "no call or registration attempt found (read as " in err
-        assert err.rstrip().endswith("not a trace; see fs-guard replay --help for the formats")
+        refusal, *bad = err.splitlines()
+        assert refusal.startswith(f"fs-guard: {binary}: ")
+        assert "no call or registration attempt found (read as " in refusal
+        assert refusal.endswith("not a trace; see fs-guard replay --help for the formats")
+        assert len(bad) <= command.REFUSED_SHOWN + 1
+        assert all(line.startswith(f"  {binary}:") and line.isprintable() for line in bad)
 
     def test_a_freeswitch_log_is_a_trace_once_it_holds_one_attempt_whatever_else_it_holds(self, tmp_path, capsys):
         log = tmp_path / "freeswitch.log"
@@ -763,6 +849,16 @@ class TestNotATrace:
         assert (code, out) == (3, "") and "no call or registration attempt found (read as fslog)" in err
         log.write_text(self.QUIET_LOG * 50 + self.DIALPLAN)
         assert run(capsys, "replay", str(log))[0] == 0
+
+    def test_a_refused_file_is_followed_by_its_first_bad_lines_and_why(self, tmp_path, capsys):
+        path = tmp_path / "t.jsonl"
+        path.write_text("".join(json.dumps({"time": T0 + n, "destination": "00"}) + "\n" for n in range(8)))
+        code, out, err = run(capsys, "replay", str(path))
+        assert code == command.NOT_A_TRACE and out == ""
+        shown = err.splitlines()[1:]
+        assert len(shown) == command.REFUSED_SHOWN + 1
+        assert shown[0] == f"  {path}:1: unknown key 'destination' (a trace's keys: {', '.join(traces.FIELDS)})"
+        assert shown[-1] == f"  {path}: ... and {8 - command.REFUSED_SHOWN} more"
 
     def test_json_lines_with_more_bad_lines_than_attempts_is_not_a_trace(self, tmp_path, capsys):
         trace = jsonl(tmp_path / "t.jsonl", [call(T0)], "oops\noops\n")
@@ -797,7 +893,8 @@ class TestNotATrace:
         code, out, err = run(capsys, "replay", str(trace), str(binary), "--format", "jsonl")
         assert code == 3 and "fail2ban would ban 1 address" in out
         assert f"input:      {binary} (jsonl): " in out and "NOT A TRACE (no call or registration attempt found)" in out
-        assert err.count("\n") == 1 and err.startswith(f"fs-guard: {binary}: no call or registration attempt found")
+        assert err.startswith(f"fs-guard: {binary}: no call or registration attempt found")
+        assert all(line.startswith(f"  {binary}:") for line in err.splitlines()[1:])
         code, out, _ = run(capsys, "replay", str(trace), str(binary), "--format", "jsonl", "--json")
         assert code == 3
         assert [f["not_a_trace"] for f in json.loads(out)["files"]] == [None, "no call or registration attempt found"]

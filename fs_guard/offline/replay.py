@@ -187,6 +187,7 @@ class FileSummary:
     bad: int
     bad_lines: Tuple[Tuple[int, str], ...]  # the first few: (line number, why)
     not_a_trace: Optional[str]  # why the file is not a trace (traces.Trace.not_a_trace); None: it is one
+    ignored_columns: Tuple[str, ...] = ()  # a CSV header's columns that are no trace field
 
 
 @dataclass(frozen=True)
@@ -397,7 +398,7 @@ class Replay:
         return Report(
             files=tuple(
                 FileSummary(t.path, t.format, t.lines, t.events, t.bad, tuple((b.line, b.error) for b in t.bad_lines),
-                            t.not_a_trace())
+                            t.not_a_trace(), t.ignored_columns)
                 for t in traces
             ),
             config=self.config.source,

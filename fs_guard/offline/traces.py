@@ -50,9 +50,10 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import chain
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
 
 from fs_guard.offline import cdr
+from fs_guard.runtime.banlog import escape
 
 CALL = "call"
 REGISTER_FAILURE = "register_failure"
@@ -72,6 +73,9 @@ FORMATS = (JSONL, CSV, FSLOG, CDR)
 #: only for calls.
 FIELDS = ("time", "kind", "ip", "context", "number", "ua", "user", "profile", "host", "type",
           "account", "uuid", "duration")
+_KNOWN_KEYS = frozenset(FIELDS)
+#: Orders of JSON keys remembered as checked (a trace from one writer has a few).
+_KNOWN_ORDERS_MAX = 256
 _REQUIRED_CELLS = 6
 #: Bad lines kept with their text per file; the rest are only counted.
 MAX_BAD_SHOWN = 20
@@ -99,6 +103,14 @@ _PENDING_MAX = 100_000
 CDR_REORDER = 4 * 3600.0
 
 
+#: Times a trace can hold: from 2000 to 2100 (UTC). Anything else is a unit mistake (epoch
+#: milliseconds, microseconds or nanoseconds read as seconds) or garbage, and would give a
+#: report with nonsense dates and fail2ban windows that never meet; such a line is bad.
+EARLIEST = 946684800.0  # 2000-01-01T00:00:00Z
+LATEST = 4102444800.0  # 2100-01-01T00:00:00Z
+_FINER_UNITS = (("milliseconds", 1000), ("microseconds", 1000_000), ("nanoseconds", 1000_000_000))
+
+
 class TraceError(ValueError):
     """Why one line is bad."""
 
@@ -112,24 +124,43 @@ class BadLine:
 def parse_time(value: Any) -> float:
     """Seconds since the epoch from epoch seconds (number or numeric text) or ISO-8601 text.
 
-    An ISO-8601 time without a UTC offset is UTC.
+    An ISO-8601 time without a UTC offset is UTC. A time outside PLAUSIBLE is a TraceError
+    (``_implausible`` says why, and which unit it looks like when it is one).
     """
     kind = type(value)
+    if kind is int or kind is float:
+        if EARLIEST <= value < LATEST:  # the common case; NaN and infinities fail it too
+            return float(value)
+        return _plausible(_finite(value), value)
     if kind is str:
         if value.replace(".", "", 1).isdigit():
-            return _finite(value)
+            return _plausible(_finite(value), value)
         try:
             stamp = datetime.fromisoformat(value)
         except ValueError:
             stamp = _iso_fallback(value)
             if stamp is None:
-                return _finite(value)
+                return _plausible(_finite(value), value)
         if stamp.tzinfo is None:
             stamp = stamp.replace(tzinfo=timezone.utc)
-        return stamp.timestamp()
-    if kind is int or kind is float:
-        return _finite(value)
+        return _plausible(stamp.timestamp(), value)
     raise TraceError(f"time must be ISO-8601 text or epoch seconds, not {_json_type(value)}")
+
+
+def _plausible(seconds: float, value: Any) -> float:
+    """``seconds`` when it is a time a trace can hold; else TraceError naming the unit it looks like."""
+    if EARLIEST <= seconds < LATEST:
+        return seconds
+    shown = str(value)[:40]
+    for unit, per_second in _FINER_UNITS:
+        if EARLIEST <= seconds / per_second < LATEST:
+            raise TraceError(f"time {shown} looks like {unit} since the epoch ({_utc(seconds / per_second)}); "
+                             f"give seconds (divide by {per_second:,})")
+    raise TraceError(f"time {shown} is not between {_utc(EARLIEST)[:4]} and {_utc(LATEST)[:4]}")
+
+
+def _utc(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def _iso_fallback(value: str) -> Optional[datetime]:
@@ -150,6 +181,8 @@ def _iso_fallback(value: str) -> Optional[datetime]:
 def _finite(value: Any) -> float:
     try:
         seconds = float(value)
+    except OverflowError:  # an integer beyond any float
+        raise TraceError(f"time {str(value)[:40]}... is not between 2000 and 2100") from None
     except ValueError:
         raise TraceError(f"time {str(value)[:40]!r} is neither ISO-8601 nor epoch seconds") from None
     if not math.isfinite(seconds):
@@ -214,6 +247,7 @@ class Trace:
         self.events = 0
         self.bad = 0
         self.bad_lines: List[BadLine] = []
+        self.ignored_columns: Tuple[str, ...] = ()  # a CSV header's columns that are no trace field
         self.size = os.path.getsize(path)
         self._progress = progress
         self._raw: Optional[Any] = None
@@ -285,6 +319,7 @@ class Trace:
         decode = json.JSONDecoder().raw_decode  # json.loads without its two whitespace scans
         when_of = parse_time
         infinity = math.inf
+        known_orders: Set[Tuple[str, ...]] = set()  # key orders already checked: a trace repeats a few
         number = events = 0
         try:
             for number, line in enumerate(lines, 1):
@@ -292,6 +327,11 @@ class Trace:
                     record, end = decode(line)
                     if end < len(line) - 1 and line[end:].strip() or type(record) is not dict:
                         raise ValueError
+                    order = tuple(record)
+                    if order not in known_orders:
+                        _check_keys(record)
+                        if len(known_orders) < _KNOWN_ORDERS_MAX:
+                            known_orders.add(order)
                     get = record.get
                     kind, when = get("kind"), get("time")
                     ip, context, dialled, ua = get("ip"), get("context", ""), get("number"), get("ua")
@@ -322,7 +362,8 @@ class Trace:
     # -- CSV ----------------------------------------------------------------------------
 
     def _csv(self, lines: Iterable[str]) -> Iterator[Event]:
-        """A header row names the columns (any order); without one, FIELDS' order."""
+        """A header row (one that names a ``time`` column) names the columns, in any order,
+        with other columns ignored (a CDR export has many); without one, FIELDS' order."""
         rows = csv.reader(lines)
         columns: Tuple[str, ...] = ()
         events = 0
@@ -339,12 +380,18 @@ class Trace:
                     continue
                 if not columns:
                     names = tuple(cell.strip().lower() for cell in row)
-                    columns = names if "time" in names and set(names) <= set(FIELDS) else FIELDS
+                    columns = names if "time" in names else FIELDS
                     at = {name: columns.index(name) if name in columns else -1 for name in FIELDS}
                     time_at, kind_at, ip_at, context_at, number_at, ua_at = (at[name] for name in FIELDS[:6])
                     account_at, uuid_at, duration_at = at["account"], at["uuid"], at["duration"]
                     fewest = len(columns) if columns is names else _REQUIRED_CELLS
                     if columns is names:
+                        problem = _header_problem(names)
+                        if problem:
+                            self._bad(rows.line_num, problem)
+                            return
+                        self.ignored_columns = tuple(name for name in names if name and name not in _KNOWN_KEYS)
+                        header_line = rows.line_num
                         continue
                 cells = len(row)
                 if cells != len(columns):
@@ -356,6 +403,9 @@ class Trace:
                 try:
                     kind = row[kind_at]
                     if not kind or kind == CALL:
+                        if number_at < 0:
+                            raise TraceError(f"a call needs a number: the header (line {header_line}) has no "
+                                             "number column")
                         seconds = row[duration_at]
                         event: Event = (parse_time(row[time_at]), CALL, row[ip_at] or None, row[context_at],
                                         row[number_at], row[ua_at] or None, None, row[account_at] or None,
@@ -483,6 +533,17 @@ class _LocalTime:
         return base + int(second)
 
 
+def _header_problem(names: Tuple[str, ...]) -> Optional[str]:
+    """Why a CSV header row cannot be read (the file is refused at it), or None."""
+    twice = sorted({name for name in names if name in _KNOWN_KEYS and names.count(name) > 1})
+    if twice:
+        return f"the header names the {twice[0]} column twice"
+    if "number" not in names and "kind" not in names:
+        return (f"the header has no number column, so no call can be read (columns: {escape(','.join(names), 200)}; "
+                "a file of register failures only needs a kind column)")
+    return None
+
+
 def _record(read: Callable[[str], Any], empty_is_none: bool = False) -> Event:
     """One trace record (``read`` gets its fields) as an event; raises TraceError naming what is wrong."""
     get = (lambda name: read(name) or None) if empty_is_none else read
@@ -508,7 +569,16 @@ def _loaded(line: str) -> Event:
     record = json.loads(line)
     if type(record) is not dict:
         raise TraceError(f"expected a JSON object, found {_json_type(record)}")
+    _check_keys(record)
     return _record(record.get)
+
+
+def _check_keys(record: Dict[str, Any]) -> None:
+    """Every key is a trace field: a misspelt one (``destination`` for ``number``) would
+    otherwise read as a missing field and change the verdict without a word."""
+    for key in record:
+        if key not in _KNOWN_KEYS:
+            raise TraceError(f"unknown key {key[:40]!r} (a trace's keys: {', '.join(FIELDS)})")
 
 
 def _check_text(ip: Any, context: Any, number: Any, ua: Any, *more: Any) -> None:
@@ -520,9 +590,10 @@ def _check_text(ip: Any, context: Any, number: Any, ua: Any, *more: Any) -> None
 
 def _local_seconds(stamp: str) -> float:
     try:
-        return time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S"))
+        seconds = time.mktime(time.strptime(stamp, "%Y-%m-%d %H:%M:%S"))
     except (ValueError, OverflowError):
         raise TraceError(f"bad timestamp {stamp!r}") from None
+    return _plausible(seconds, stamp)
 
 
 def _invite_source(message: str) -> Optional[str]:

@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence, TextIO
 from fs_guard.offline import replay, report_html, traces
 
 from fs_guard.runtime import offence
+from fs_guard.runtime.banlog import escape
 from fs_guard.runtime.limits import CONCURRENT, CRITICAL, WARNING, Limit, Threshold
 from fs_guard.offline.cli.check import load_or_report
 from fs_guard.runtime.config import Config
@@ -36,6 +37,8 @@ BUNDLED_TRACE = os.path.join(DATA, "attack-trace.jsonl.gz")
 DEMO_CONFIG = os.path.join(DATA, "demo.json")
 #: Bans and bad lines listed in the text report; --json lists every ban.
 SHOWN = 30
+#: Bad lines listed under a file refused as not a trace (the report lists up to SHOWN).
+REFUSED_SHOWN = 5
 #: Keys listed per limit and metric in the text report (--json lists more).
 PEAKS_SHOWN = 3
 #: Exit status when an input file held no trace (2 is usage, a missing file, a bad configuration).
@@ -155,6 +158,8 @@ def run_replay(args: argparse.Namespace) -> int:
             return 2
     for f in refused:
         print(f"fs-guard: {_refusal(f)}", file=sys.stderr)
+        for line in _bad_lines(f, REFUSED_SHOWN):
+            print(line, file=sys.stderr)
     return NOT_A_TRACE if refused else 0
 
 
@@ -304,7 +309,7 @@ def report_json(report: Report) -> Dict[str, Any]:
         "files": [
             {"path": f.path, "format": f.format, "lines": f.lines, "events": f.events, "bad": f.bad,
              "bad_lines": [{"line": line, "error": error} for line, error in f.bad_lines],
-             "not_a_trace": f.not_a_trace}
+             "not_a_trace": f.not_a_trace, "ignored_columns": list(f.ignored_columns)}
             for f in report.files
         ],
         "config": report.config,
@@ -368,7 +373,8 @@ def render(report: Report) -> str:
     for f in report.files:
         bad = f", {f.bad:,} bad" if f.bad else ""
         refused = f": NOT A TRACE ({f.not_a_trace})" if f.not_a_trace else ""
-        lines.append(f"input:      {f.path} ({f.format}): {f.lines:,} lines, {f.events:,} attempts{bad}{refused}")
+        ignored = f"; columns ignored: {escape(','.join(f.ignored_columns))}" if f.ignored_columns else ""
+        lines.append(f"input:      {f.path} ({f.format}): {f.lines:,} lines, {f.events:,} attempts{bad}{ignored}{refused}")
     if report.first is not None and report.last is not None:
         lines.append(f"period:     {iso(report.first)} .. {iso(report.last)} ({_span(report.last - report.first)})")
     lines.append(f"rules:      {report.config or 'built-in defaults'}")
@@ -412,11 +418,16 @@ def render(report: Report) -> str:
     if report.bad:
         lines += ["", f"bad lines: {report.bad:,} (skipped)"]
         for f in report.files:
-            for number, error in f.bad_lines:
-                lines.append(f"  {f.path}:{number}: {error}")
-            if f.bad > len(f.bad_lines):
-                lines.append(f"  {f.path}: ... and {f.bad - len(f.bad_lines):,} more")
+            lines += _bad_lines(f, SHOWN)
     return "\n".join(lines) + "\n"
+
+
+def _bad_lines(f: FileSummary, shown: int) -> List[str]:
+    """A file's first ``shown`` bad lines, with their numbers and why, and how many more."""
+    lines = [f"  {f.path}:{number}: {error}" for number, error in f.bad_lines[:shown]]
+    if f.bad > len(lines):
+        lines.append(f"  {f.path}: ... and {f.bad - len(lines):,} more")
+    return lines
 
 
 def _limits_text(lines: List[str], report: LimitsReport) -> None:
