@@ -163,15 +163,15 @@ def run_install(args: argparse.Namespace) -> int:
 
 
 def run_uninstall(args: argparse.Namespace) -> int:
-    try:
+    try:  # what is printed comes after: a closed stdout is no uninstall error
         plan = install.plan_uninstall(args.conf_dir)
-        if args.dry_run:
-            print(f"fs-guard uninstall --dry-run: {len(plan.changes)} file(s) would change; nothing was written")
-            _show(plan, True, [])
-        else:
-            print(f"fs-guard uninstall: {plan.conf_dir}")
-            _show(plan, False, install.apply_uninstall(plan))
+        done = [] if args.dry_run else install.apply_uninstall(plan)
     except (install.InstallError, OSError) as exc:
         print(f"fs-guard uninstall: {exc}", file=sys.stderr)
         return 2
+    if args.dry_run:
+        print(f"fs-guard uninstall --dry-run: {len(plan.changes)} file(s) would change; nothing was written")
+    else:
+        print(f"fs-guard uninstall: {plan.conf_dir}")
+    _show(plan, args.dry_run, done)
     return 1 if plan.kept else 0
