@@ -27,6 +27,13 @@ def config_file(tmp_path):
 
 
 class TestCheckConfig:
+    def test_a_key_given_twice_exits_2_naming_its_path(self, tmp_path):
+        path = tmp_path / "fs_guard.json"
+        path.write_text('{"fail2ban": {"deny_prefix": ["00"], "deny_prefix": ["+"]}}')
+        result = fs_guard("check-config", str(path))
+        assert result.returncode == 2 and result.stdout == ""
+        assert "  fail2ban.deny_prefix: given twice (JSON keeps only the last one: remove the other)" in result.stderr
+
     def test_a_good_file_exits_0_with_a_summary_of_the_rules(self, config_file):
         path = config_file({
             "filename": "/var/log/freeswitch/ban.log",

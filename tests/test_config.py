@@ -60,6 +60,26 @@ class TestValidation:
         assert any(e.startswith("fail2ban.on_error: 'ignore' is not one of") for e in errors)
         assert len(errors) == 5
 
+    def test_a_key_given_twice_is_an_error_naming_its_path(self):
+        """json.loads keeps the last one: deny_prefix ["00"] would be dropped without a word."""
+        assert errors_of(text='{"fail2ban": {"deny_prefix": ["00"], "deny_prefix": ["+"]}}') == (
+            "fail2ban.deny_prefix: given twice (JSON keeps only the last one: remove the other)",)
+        errors = errors_of(text='{"fail2ban": {"limits": [{}, {"name": "a", "name": "b"}], '
+                                '"contexts": {"public": {"monitor": true, "monitor": false}}}}')
+        assert errors[:2] == (  # then the schema's errors about the limits
+            "fail2ban.limits[1].name: given twice (JSON keeps only the last one: remove the other)",
+            "fail2ban.contexts.public.monitor: given twice (JSON keeps only the last one: remove the other)",
+        )
+
+    def test_the_fail2ban_object_given_twice_is_an_error(self):
+        assert errors_of(text='{"fail2ban": {"deny_prefix": ["00"]}, "fail2ban": {}}') == (
+            "fail2ban: given twice (JSON keeps only the last one: remove the other)",)
+
+    def test_keys_given_twice_in_other_sections_are_not_fs_guards_business(self):
+        """mod_cti reads cti.json as it is: fs-guard judges only its own section."""
+        config = parse_config('{"cti": {"port": 1, "port": 2}, "fail2ban": {"deny_prefix": ["9"]}}', "cti.json")
+        assert config.base.deny.prefixes == {"9"}
+
     def test_a_file_without_a_fail2ban_object_is_an_error(self):
         assert errors_of(text='{"cti": {}}') == ('fail2ban: missing (the file needs a top-level "fail2ban" object)',)
 
@@ -158,6 +178,15 @@ class TestHotReload:
         assert "fail2ban.destination_number_max_len" in error and "fail2ban.x: unknown key" in error
         assert "keeping the last good configuration" in error
         assert any("configuration error" in line for line in fsctl.log_lines("err"))
+
+    def test_a_key_given_twice_never_takes_effect(self, write_config):
+        store = ConfigStore()
+        path = write_config({"deny_prefix": ["7"]})
+        assert store.current().base.deny.prefixes == {"7"}
+        write_config(text='{"fail2ban": {"deny_prefix": ["00"], "deny_prefix": ["+"]}}')
+        os.utime(path, ns=(3, 3))
+        assert store.current().base.deny.prefixes == {"7"}
+        assert "fail2ban.deny_prefix: given twice" in store.state.last_error
 
     def test_a_bad_file_is_parsed_and_logged_once_not_on_every_call(self, write_config, mocker):
         import fsctl

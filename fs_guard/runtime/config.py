@@ -245,16 +245,48 @@ def compile_config(section: Mapping[str, Any], source: Optional[str]) -> Config:
 
 def parse_config(text: Union[str, bytes], source: str) -> Config:
     """Validate and compile the text of a configuration file."""
+    twice: List[Tuple[dict, str]] = []  # (object, key) for each key an object holds more than once
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=lambda pairs: _object(pairs, twice))
     except UnicodeDecodeError as exc:
         raise ConfigError(source, [f"not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
     except ValueError as exc:
         raise ConfigError(source, [f"not valid JSON: {exc}"]) from None
-    errors = _schema_errors(document)
+    errors = _duplicate_errors(document, twice) + _schema_errors(document)
     if errors:
         raise ConfigError(source, errors)
     return compile_config(document["fail2ban"], source)
+
+
+def _object(pairs: List[Tuple[str, Any]], twice: List[Tuple[dict, str]]) -> dict:
+    """A JSON object; a key it holds twice is noted (json.loads keeps the last silently)."""
+    made = dict(pairs)
+    if len(made) < len(pairs):
+        seen: set = set()
+        twice.extend((made, key) for key, _ in pairs if key in seen or seen.add(key))
+    return made
+
+
+def _duplicate_errors(document: Any, twice: List[Tuple[dict, str]]) -> List[str]:
+    """Each key given twice in the ``fail2ban`` object, by its path: with the last one winning, a
+    typo could switch a rule off. Other sections (a mod_cti ``cti.json``'s) are not fs-guard's."""
+    if not twice or not isinstance(document, dict):
+        return []
+    paths = {id(document): ()}
+    pending: List[Any] = [(document, ())]
+    while pending:
+        value, path = pending.pop()
+        children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, child in children:
+            if isinstance(child, (dict, list)):
+                paths[id(child)] = path + (key,)
+                pending.append((child, path + (key,)))
+    errors = []
+    for made, key in twice:
+        where = paths.get(id(made))  # None: inside a value dropped for a later one, reported itself
+        if where is not None and (where + (key,))[0] == "fail2ban":
+            errors.append(f"{_path_of(where + (key,))}: given twice (JSON keeps only the last one: remove the other)")
+    return errors
 
 
 def load_config(path: str) -> Config:
