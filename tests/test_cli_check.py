@@ -73,10 +73,21 @@ class TestCheckConfig:
         result = fs_guard("check-config", "--config", str(tmp_path / "nope.json"))
         assert result.returncode == 2 and "cannot read" in result.stderr
 
-    def test_without_a_file_the_path_looked_at_is_named(self, tmp_path):
-        absent = str(tmp_path / "absent.json")
-        result = fs_guard("check-config", env={"FS_GUARD_CONFIG": absent})
-        assert result.returncode == 0 and f"configuration: built-in defaults: no file at {absent}: OK" in result.stdout
+    def test_without_a_file_the_path_looked_at_is_named(self):
+        usual = "/etc/freeswitch/fs_guard.json"
+        if os.path.exists(usual):
+            pytest.skip(f"{usual} exists on this machine")
+        result = fs_guard("check-config")
+        assert result.returncode == 0 and f"configuration: built-in defaults: no file at {usual}: OK" in result.stdout
+
+    def test_fs_guard_config_naming_no_file_exits_2(self, tmp_path):
+        """A typo in the variable must not look like a wish for the built-in defaults."""
+        absent = str(tmp_path / "typo.json")
+        for command in (["check-config"], ["test", "1001"]):
+            result = fs_guard(*command, env={"FS_GUARD_CONFIG": absent})
+            assert (result.returncode, result.stdout) == (2, "")
+            assert result.stderr == (f"fs-guard: configuration {absent} is not valid:\n"
+                                     "  no such file (named by the environment variable FS_GUARD_CONFIG)\n")
 
     def test_the_file_may_be_named_without_config(self, config_file):
         path = config_file({})
@@ -145,11 +156,13 @@ class TestTestCommand:
         assert f"configuration: {path} (the top-level rules)\n" in fs_guard(
             "test", "1001", "--context", "default", "--config", config_file({})).stdout
 
-    def test_without_a_file_the_built_in_defaults_decide_and_the_path_looked_at_is_named(self, tmp_path):
-        absent = str(tmp_path / "absent.json")
-        result = fs_guard("test", "+4412345", env={"FS_GUARD_CONFIG": absent})
+    def test_without_a_file_the_built_in_defaults_decide_and_the_path_looked_at_is_named(self):
+        usual = "/etc/freeswitch/fs_guard.json"
+        if os.path.exists(usual):
+            pytest.skip(f"{usual} exists on this machine")
+        result = fs_guard("test", "+4412345")
         assert result.returncode == 1 and "reason=deny_prefix" in result.stdout
-        assert f"configuration: built-in defaults: no file at {absent} (the top-level rules)" in result.stdout
+        assert f"configuration: built-in defaults: no file at {usual} (the top-level rules)" in result.stdout
         assert result.stderr == ""  # no contexts at all: the top-level rules apply everywhere, by design
 
     def test_a_context_with_no_entry_in_contexts_is_warned_about_on_stderr_and_still_decided(self, config_file):

@@ -132,15 +132,22 @@ class TestLocation:
     def test_fs_guard_config_environment_variable_comes_first(self, monkeypatch, tmp_path):
         monkeypatch.setenv("FS_GUARD_CONFIG", str(tmp_path / "env.json"))
         freeswitch.setGlobalVariable("fs_guard_config", str(tmp_path / "global.json"))
-        assert cfg.locate_config() == str(tmp_path / "env.json")
+        assert cfg.locate_config() == cfg.Location(str(tmp_path / "env.json"), "the environment variable FS_GUARD_CONFIG")
 
     def test_then_the_freeswitch_global_variable(self, tmp_path):
         freeswitch.setGlobalVariable("fs_guard_config", str(tmp_path / "global.json"))
-        assert cfg.locate_config() == str(tmp_path / "global.json")
+        assert cfg.locate_config() == cfg.Location(str(tmp_path / "global.json"),
+                                                   "the FreeSWITCH global variable fs_guard_config")
 
     def test_then_fs_guard_json_in_conf_dir(self, fs_dirs):
         conf, _ = fs_dirs
-        assert cfg.locate_config() == str(conf / "fs_guard.json")
+        assert cfg.locate_config() == cfg.Location(str(conf / "fs_guard.json"), None)
+
+    def test_only_the_usual_file_missing_means_the_built_in_defaults(self, fs_dirs, tmp_path):
+        conf, _ = fs_dirs
+        assert cfg.Location(str(conf / "fs_guard.json"), None).missing() is None
+        assert cfg.Location(str(tmp_path / "typo.json"), "FS_GUARD_CONFIG").missing() == (
+            "no such file (named by FS_GUARD_CONFIG)")
 
 
 class TestHotReload:
@@ -149,6 +156,23 @@ class TestHotReload:
         assert store.current().source is None
         assert store.current().base.max_len == 12
         assert store.state.last_error is None
+
+    @pytest.mark.parametrize("named_by", ["environment", "global"])
+    def test_a_named_file_that_does_not_exist_is_an_error_and_the_defaults_stay(self, tmp_path, monkeypatch,
+                                                                                 named_by):
+        import fsctl
+
+        typo = str(tmp_path / "typo.json")
+        if named_by == "environment":
+            monkeypatch.setenv("FS_GUARD_CONFIG", typo)
+        else:
+            freeswitch.setGlobalVariable("fs_guard_config", typo)
+        store = ConfigStore()
+        for _ in range(3):
+            assert store.current().source is None and store.current().base.deny.prefixes == {"00", "+"}
+        assert store.state.last_error.startswith(f"{typo}: no such file (named by the ")
+        assert store.state.last_error.endswith("; keeping the built-in configuration")
+        assert len(fsctl.log_lines("err")) == 1
 
     def test_a_changed_file_takes_effect_on_the_next_call(self, write_config):
         store = ConfigStore()

@@ -44,6 +44,14 @@ class TestTheReport:
         data = status_json()["config"]
         assert data["file"] == data["path"] == str(path) and data["loaded_at"].endswith("+00:00")
 
+    def test_fs_guard_config_naming_no_file_is_the_last_error(self, tmp_path):
+        typo = str(tmp_path / "typo.json")
+        freeswitch.setGlobalVariable("fs_guard_config", typo)
+        assert line_of(status(), "last error:").startswith(
+            f"last error:     {typo}: no such file (named by the FreeSWITCH global variable fs_guard_config); "
+            "keeping the built-in configuration")
+        assert status_json()["config"]["file"] is None
+
     def test_with_no_file_it_shows_the_built_in_defaults_and_where_it_looks(self, fs_dirs):
         conf, _ = fs_dirs
         assert line_of(status(), "config:") == f"config:         built-in defaults (no good file at {conf / 'fs_guard.json'})"

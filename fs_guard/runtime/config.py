@@ -302,13 +302,30 @@ def default_config() -> Config:
     return compile_config({}, None)
 
 
-def locate_config() -> str:
+@dataclass(frozen=True)
+class Location:
+    """Where the configuration file is, and what named it."""
+
+    path: str
+    named_by: Optional[str]  # FS_GUARD_CONFIG or fs_guard_config; None: the usual <conf_dir>/fs_guard.json
+
+    def missing(self) -> Optional[str]:
+        """Why a missing file is an error, or None when it means the built-in defaults: a
+        path named on purpose that does not exist is a typo, not a wish for the defaults."""
+        if self.named_by is None:
+            return None
+        return f"no such file (named by {self.named_by})"
+
+
+def locate_config() -> Location:
     """The configuration file to use: FS_GUARD_CONFIG, then fs_guard_config, then conf_dir."""
-    return (
-        host.environment_config_path()
-        or host.global_variable("fs_guard_config")
-        or os.path.join(host.conf_dir(), CONFIG_BASENAME)
-    )
+    named = host.environment_config_path()
+    if named:
+        return Location(named, "the environment variable FS_GUARD_CONFIG")
+    named = host.global_variable("fs_guard_config")
+    if named:
+        return Location(named, "the FreeSWITCH global variable fs_guard_config")
+    return Location(os.path.join(host.conf_dir(), CONFIG_BASENAME), None)
 
 
 Signature = Optional[Tuple[int, int, int, int]]
@@ -350,9 +367,10 @@ class ConfigStore:
     """
 
     def __init__(self, path: Optional[str] = None) -> None:
-        self._fixed_path = path
+        self._fixed = Location(path, "the caller") if path else None
         self._lock = threading.Lock()
         self._path = path or ""
+        self._location = self._fixed or Location("", None)
         self._seen: object = object()  # signature last looked at; matches nothing at first
         self._state = LoadState(default_config(), self._path, None, None, None)
         self._first_pending = True  # until the first look at the file has finished
@@ -380,7 +398,8 @@ class ConfigStore:
                          "this call is decided with the built-in defaults")
 
     def _locate(self) -> str:
-        self._path = self._fixed_path or locate_config()
+        location = self._fixed or locate_config()
+        self._path, self._location = location.path, location
         return self._path
 
     def preload(self) -> Config:
@@ -420,6 +439,10 @@ class ConfigStore:
         previous = self._state
         kept = f"keeping the {'last good' if previous.loaded_at else 'built-in'} configuration"
         if signature is None:
+            named = self._location.missing()
+            if named:
+                self._fail(previous, f"{path}: {named}; {kept}")
+                return
             if previous.loaded_at is None and previous.last_error is None and not force:
                 return  # no file has ever existed: the built-in defaults are right
             self._fail(previous, f"{path}: missing; {kept}")

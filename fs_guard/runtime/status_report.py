@@ -80,7 +80,7 @@ def report(reloaded: Optional[LoadState] = None) -> Dict[str, Any]:
         data["reload"] = {"ok": reloaded.last_error is None, "error": reloaded.last_error}
     data["config"] = {
         "file": config.source,  # None: the built-in defaults are in force
-        "path": load.path or locate_config(),  # the file read on the next change
+        "path": load.path or locate_config().path,  # the file read on the next change
         "loaded_at": _iso(load.loaded_at),
         "last_error": load.last_error,
         "error_at": _iso(load.error_at),

@@ -46,8 +46,11 @@ def resolve_config(path: Optional[str]) -> Config:
     if path:
         return load_config(path)
     located = locate_config()
-    if os.path.exists(located):
-        return load_config(located)
+    if os.path.exists(located.path):
+        return load_config(located.path)
+    missing = located.missing()
+    if missing:
+        raise ConfigError(located.path, [missing])
     return default_config()
 
 
@@ -85,7 +88,7 @@ def describe_rules(rules: Rules) -> list:
 
 def config_name(config: Config) -> str:
     """The file a configuration came from, or, for the built-in defaults, the file looked for."""
-    return config.source or f"built-in defaults: no file at {locate_config()}"
+    return config.source or f"built-in defaults: no file at {locate_config().path}"
 
 
 def run_check(args: argparse.Namespace) -> int:
