@@ -131,10 +131,6 @@ HOLES = [
         "international-outbound", "high", "dialplan/default/01_example.com.xml", "011",
         lambda t: t.replace("dialplan/default/01_example.com.xml", "^(44[1-9]\\d{9})$", "^(011\\d+|00\\d+|\\+\\d+)$"),
     ),
-    (
-        "log-auth-failures-off", "low", "sip_profiles/internal.xml", "log-auth-failures",
-        lambda t: t.replace("sip_profiles/internal.xml", '"log-auth-failures" value="true"', '"log-auth-failures" value="false"'),
-    ),
 ]
 
 
@@ -145,6 +141,24 @@ def test_each_check_fires_on_its_hole(clean, check, severity, file, needle, open
     assert {(f.check, f.severity) for f in found} == {(check, severity)}, found
     assert (file, clean.line_of(file, needle)) in [(f.file, f.line) for f in found]
     assert all(f.message and f.fix for f in found)
+
+
+def test_log_auth_failures_off_is_a_note_not_a_hole(clean, capsys):
+    """fs_guard.events bans on sofia::register_failure, fired whatever log-auth-failures says;
+    the option only adds log lines (for replay of freeswitch.log and fail2ban's stock filter)."""
+    clean.replace("sip_profiles/internal.xml", '"log-auth-failures" value="true"', '"log-auth-failures" value="false"')
+    (finding,) = findings(clean)
+    assert (finding.check, finding.severity, finding.file) == ("log-auth-failures-off", audit.INFO,
+                                                               "sip_profiles/internal.xml")
+    assert finding.line == clean.line_of("sip_profiles/internal.xml", "log-auth-failures")
+    assert "fs-guard does not need it" in finding.message and "sofia::register_failure" in finding.message
+    assert "fs-guard replay and fail2ban's stock freeswitch filter" in finding.message
+    assert finding.fix.startswith("only if you want those lines: ") and "SIP auth challenge" in finding.fix
+    code, out, _ = run(capsys, "audit", "--conf-dir", str(clean.root))
+    assert code == 0 and "INFO      sip_profiles/internal.xml:" in out
+    assert out.rstrip().endswith("1 finding(s): 1 info (notes only: no hole)")
+    code, out, _ = run(capsys, "audit", "--json", "--conf-dir", str(clean.root))
+    assert code == 0 and json.loads(out)["clean"] is True
 
 
 def test_log_auth_failures_in_global_settings_is_no_default_for_the_profiles(clean):

@@ -27,7 +27,9 @@ from fs_guard.fsconf import fsmodel, install, selinux
 from fs_guard.fsconf.fsmodel import FsConfig, Profile
 from fs_guard.fsconf.fsxml import Element, Origin
 
-SEVERITIES = ("critical", "high", "medium", "low")
+#: "info" is a note, not a hole: shown, but no reason for exit status 1 and no bar to "clean".
+INFO = "info"
+SEVERITIES = ("critical", "high", "medium", "low", INFO)
 #: Numbers behind each international dialling prefix, of the lengths scanners dial.
 INTERNATIONAL = tuple(
     prefix + "442079460123456789"[:length] for prefix in ("00", "011", "+") for length in range(6, 14)
@@ -255,6 +257,10 @@ def check_profiles(config: FsConfig) -> Iterator[Finding]:
         # PFLAG_LOG_AUTH_FAIL in the loop over the profile's own <settings>; the loop over
         # <global_settings> (sofia.c 4503) does not know the name and a profile inherits
         # nothing from it. Unset, the flag is off (the profile is allocated zeroed).
+        # Only a note: fs_guard.events bans on sofia::register_failure, which sofia_reg.c
+        # fires whatever the flag; the flag adds the "SIP auth failure" log lines (replay of
+        # freeswitch.log, fail2ban's stock filter) and a "SIP auth challenge" line for every
+        # phone's normal first REGISTER.
         if not fsmodel.fs_true(profile.value("log-auth-failures")):
             ignored = _global_settings(config).get("log-auth-failures")
             no_effect = (
@@ -266,11 +272,15 @@ def check_profiles(config: FsConfig) -> Iterator[Finding]:
             yield _finding(
                 config,
                 "log-auth-failures-off",
-                "low",
+                INFO,
                 profile.where("log-auth-failures"),
-                f"profile {profile.name} does not log failed authentications: fail2ban's stock freeswitch "
-                f"filter (and you) cannot see password guessing{no_effect}",
-                'set <param name="log-auth-failures" value="true"/> in the profile\'s <settings>',
+                f"profile {profile.name} does not log failed authentications. fs-guard does not need it: "
+                f"{fsmodel.EVENTS_MODULE} bans password guessing from the sofia::register_failure event, which "
+                "FreeSWITCH fires either way. Without it freeswitch.log has no 'SIP auth failure' line for a wrong "
+                f"password, so fs-guard replay and fail2ban's stock freeswitch filter cannot see those{no_effect}",
+                'only if you want those lines: set <param name="log-auth-failures" value="true"/> in the '
+                "profile's <settings> (it also logs a 'SIP auth challenge' line for every phone's normal first "
+                "REGISTER)",
             )
 
 
@@ -445,10 +455,15 @@ def audit(config: FsConfig, host: Optional[selinux.Host] = None) -> List[Finding
     return sorted(ordered, key=lambda f: (SEVERITIES.index(f.severity), f.file, f.line, f.check))
 
 
+def holes(findings: List[Finding]) -> List[Finding]:
+    """The findings that are holes: all but the notes."""
+    return [f for f in findings if f.severity != INFO]
+
+
 def as_json(config: FsConfig, findings: List[Finding]) -> Dict[str, object]:
     return {
         "conf_dir": config.conf_dir,
-        "clean": not findings,
+        "clean": not holes(findings),
         "counts": {severity: sum(f.severity == severity for f in findings) for severity in SEVERITIES},
         "findings": [asdict(f) for f in findings],
     }

@@ -15,9 +15,9 @@ def register(sub: "argparse._SubParsersAction") -> None:
         "audit",
         help="check a FreeSWITCH configuration for toll-fraud holes",
         description="Read a FreeSWITCH configuration as FreeSWITCH does (includes and $${vars} resolved) "
-        "and report each toll-fraud hole with its file, line, severity and fix; with SELinux enforcing, also "
-        "whether fail2ban may read the ban log. Exit status: 0 clean, "
-        "1 findings, 2 not a FreeSWITCH configuration.",
+        "and report each toll-fraud hole with its file, line, severity and fix (with SELinux enforcing, also "
+        "whether fail2ban may read the ban log), and notes (severity info) on what is worth knowing but no "
+        "hole. Exit status: 0 clean (notes at most), 1 holes found, 2 not a FreeSWITCH configuration.",
     )
     conf_dir_option(parser)
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout, for tools")
@@ -33,9 +33,10 @@ def run_audit(args: argparse.Namespace) -> int:
         print(f"fs-guard audit: {exc}", file=sys.stderr)
         return 2
     findings = audit.audit(config, selinux.Host())
+    status = 1 if audit.holes(findings) else 0
     if args.json:
         print(json.dumps(audit.as_json(config, findings), indent=2))
-        return 1 if findings else 0
+        return status
     print(f"fs-guard audit: {config.conf_dir}")
     for finding in findings:
         where = f"{finding.file}:{finding.line}" if finding.line else finding.file
@@ -48,5 +49,5 @@ def run_audit(args: argparse.Namespace) -> int:
     counts = ", ".join(
         f"{n} {severity}" for severity in audit.SEVERITIES for n in [sum(f.severity == severity for f in findings)] if n
     )
-    print(f"\n{len(findings)} finding(s): {counts}")
-    return 1
+    print(f"\n{len(findings)} finding(s): {counts}" + ("" if status else " (notes only: no hole)"))
+    return status
