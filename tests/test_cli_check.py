@@ -62,6 +62,15 @@ class TestCheckConfig:
                 "  up: by source_ip; concurrent calls: critical > 8; alert, ban lines on\n") in result.stdout
         assert "limits:        none" in fs_guard("check-config", config_file({})).stdout
 
+    def test_a_ban_log_directory_that_does_not_exist_is_warned_about(self, config_file, tmp_path):
+        result = fs_guard("check-config", config_file({"filename": str(tmp_path / "typo" / "ban.log")}))
+        assert result.returncode == 0
+        assert f"ban log:       {tmp_path / 'typo' / 'ban.log'}\n" in result.stdout
+        assert result.stderr == (f"fs-guard: warning: the ban log's directory {tmp_path / 'typo'} does not exist: "
+                                 "fs-guard cannot write ban lines there and fail2ban bans nobody (create it, fix "
+                                 "filename, or give fs-guard install the right --log-dir)\n")
+        assert fs_guard("check-config", config_file({"filename": str(tmp_path / "ban.log")})).stderr == ""
+
     def test_a_bad_file_exits_2_with_every_error_and_its_path(self, config_file):
         result = fs_guard("check-config", "--config", config_file({"denny_prefix": [], "deny_prefix": [5]}))
         assert result.returncode == 2
@@ -135,19 +144,26 @@ class TestTestCommand:
                           "--config", config_file({"deny_user_agent": ["Friendly-Scanner"]}))
         assert result.returncode == 1 and "reason=scanner_user_agent" in result.stdout
 
-    def test_the_ip_tells_whether_a_ban_line_would_be_written(self, config_file):
-        path = config_file({"filename": "/var/log/fs/ban.log", "trusted_networks": ["192.0.2.0/24"],
+    def test_the_ip_tells_whether_a_ban_line_would_be_written(self, config_file, tmp_path):
+        path = config_file({"filename": str(tmp_path / "ban.log"), "trusted_networks": ["192.0.2.0/24"],
                             "contexts": {"lab": {"monitor": True}, "quiet": {"ban": False}}})
 
         def ban_line(ip, context="public"):
             lines = fs_guard("test", "00", "--ip", ip, "--context", context, "--config", path).stdout.splitlines()
             return [line for line in lines if line.startswith("ban line: ")]
 
-        assert ban_line("203.0.113.7") == ["ban line: would be written: ip[203.0.113.7] to /var/log/fs/ban.log"]
+        assert ban_line("203.0.113.7") == [f"ban line: would be written: ip[203.0.113.7] to {tmp_path / 'ban.log'}"]
         assert ban_line("192.0.2.9") == ["ban line: would not be written (192.0.2.9 is in a trusted network)"]
         assert ban_line("nope") == ['ban line: would not be written ("nope" is not a valid IP address)']
         assert ban_line("203.0.113.7", "lab") == ["ban line: would not be written (monitor mode writes none)"]
         assert ban_line("203.0.113.7", "quiet") == ['ban line: would not be written ("ban": false for these rules)']
+
+    def test_a_ban_log_in_a_directory_that_does_not_exist_would_not_be_written(self, config_file, tmp_path):
+        path = config_file({"filename": str(tmp_path / "typo" / "ban.log")})
+        result = fs_guard("test", "00", "--ip", "203.0.113.7", "--config", path)
+        assert result.returncode == 1
+        assert (f"ban line: would not be written (no directory {tmp_path / 'typo'} for {tmp_path / 'typo' / 'ban.log'})"
+                in result.stdout.splitlines())
 
     def test_the_configuration_decided_with_is_named_with_its_rule_set(self, config_file):
         path = config_file({"contexts": {"default": {"deny_prefix": ["9"]}}})

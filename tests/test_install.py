@@ -342,6 +342,35 @@ def test_a_current_source_build_logs_under_its_prefix(tmp_path, capsys):
     assert (logs / "fs-guard-ban.log").exists() and "does not exist" not in out
 
 
+def test_check_config_and_test_name_the_ban_log_install_put_in_the_jail(site, tmp_path, capsys):
+    """One resolution of log_dir (install.resolve_log_dir): the --log-dir install was given is kept."""
+    chosen = tmp_path / "chosen-logs"
+    chosen.mkdir()
+    code, out = run(capsys, "install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban),
+                    "--log-dir", str(chosen))
+    assert code == 0, out
+    ban_log = chosen / "fs-guard-ban.log"
+    assert f"logpath  = {ban_log}\n" in (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
+    how = "given to fs-guard install --log-dir, kept in .fs-guard/manifest.json"
+    config = str(site.conf / "fs_guard.json")
+    code, out = run(capsys, "check-config", config)
+    assert code == 0 and f"ban log:       {ban_log} (log_dir {chosen}: {how})\n" in out
+    code, out = run(capsys, "test", "0044", "--ip", "203.0.113.7", "--config", config)
+    assert f"ban line: would be written: ip[203.0.113.7] to {ban_log} (log_dir {chosen}: {how})\n" in out
+    # installing again without --log-dir keeps it: the jail does not move
+    code, out = run(capsys, "install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban))
+    assert code == 0 and f"fs-guard is installed in {site.conf}: nothing to change" in out
+
+
+def test_a_relative_log_dir_is_kept_absolute(site, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(site.log.parent)
+    code, out = run(capsys, "install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban),
+                    "--log-dir", site.log.name)
+    assert code == 0, out
+    assert f"logpath  = {site.log}/fs-guard-ban.log\n" in (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
+    assert install.resolve_log_dir(str(site.conf))[0] == str(site.log)
+
+
 def test_vars_xml_log_dir_is_used_for_the_jail(site, capsys):
     elsewhere = site.log.parent / "fs"
     elsewhere.mkdir()

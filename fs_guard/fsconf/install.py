@@ -27,13 +27,15 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass, replace
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from fs_guard.fsconf import bundle, fsmodel, fsxml, live, modpython, payload, selinux, xmledit
 from fs_guard.fsconf.live import FS_CLI
 
 from fs_guard.runtime import host
-from fs_guard.runtime.config import CONFIG_BASENAME, DEFAULT_FILENAME, ConfigError, parse_config
+from fs_guard.runtime.config import (
+    CONFIG_BASENAME, DEFAULT_FILENAME, Config, ConfigError, ban_log_path, parse_config,
+)
 
 STATE_DIR = ".fs-guard"
 MANIFEST = "manifest.json"
@@ -74,6 +76,7 @@ class Plan:
     notes: Tuple[str, ...]  # what the operator should know
     next_steps: Tuple[str, ...]
     kept: Tuple[str, ...] = ()  # uninstall: edited files it could not restore, and why
+    log_dir: Optional[str] = None  # install: the --log-dir given, kept for resolve_log_dir
 
 
 def _sha(data: Optional[bytes]) -> Optional[str]:
@@ -231,6 +234,79 @@ def _answered(name: str) -> str:
     return f'the running FreeSWITCH answered {FS_CLI} -x "global_getvar {name}"'
 
 
+def resolve_log_dir(
+    conf_dir: str, explicit: Optional[str] = None, variables: Optional[Callable[[], Mapping[str, str]]] = None,
+    running: Optional[RunningFreeSwitch] = None,
+) -> Tuple[str, str]:
+    """FreeSWITCH's log_dir for the configuration in ``conf_dir``, and how it was found.
+
+    ``--log-dir`` when given; else the ``--log-dir`` the last install was given (kept in
+    its manifest); else guess_log_dir. install, audit, check-config and test all ask this,
+    so the ban log they name is the same file. ``variables`` reads vars.xml's (by default,
+    by loading ``conf_dir``).
+    """
+    if explicit:
+        return explicit, "--log-dir"
+    try:
+        manifest = load_manifest(conf_dir)
+    except InstallError:
+        manifest = None  # install and uninstall say it is damaged; here it only tells nothing
+    if manifest is not None and manifest.log_dir:
+        return manifest.log_dir, f"given to fs-guard install --log-dir, kept in {STATE_DIR}/{MANIFEST}"
+    return guess_log_dir(conf_dir, variables() if variables else _variables(conf_dir), running)
+
+
+def _variables(conf_dir: str) -> Mapping[str, str]:
+    try:
+        return fsmodel.load(conf_dir).variables
+    except fsmodel.NotFreeSwitch:
+        return {}
+
+
+@dataclass(frozen=True)
+class BanLogPlace:
+    """Where a configuration's ban log is, and how that was found."""
+
+    path: str
+    how: str  # "" for an absolute filename
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.how})" if self.how else self.path
+
+    @property
+    def missing_directory(self) -> Optional[str]:
+        """The ban log's directory when it does not exist (no line can be written), else None."""
+        directory = os.path.dirname(self.path)
+        return None if os.path.isdir(directory) else directory
+
+
+def ban_log_place(
+    filename: str, conf_dir: str, log_dir: Optional[str] = None,
+    variables: Optional[Callable[[], Mapping[str, str]]] = None, running: Optional[RunningFreeSwitch] = None,
+) -> BanLogPlace:
+    """The ban log a configuration's ``filename`` names: relative ones in resolve_log_dir's directory."""
+    if os.path.isabs(filename):
+        return BanLogPlace(filename, "")
+    log_dir, how = resolve_log_dir(conf_dir, log_dir, variables, running)
+    return BanLogPlace(ban_log_path(filename, log_dir), f"log_dir {log_dir}: {how}")
+
+
+def config_ban_log(config: Config) -> BanLogPlace:
+    """Where a loaded configuration's ban log is, found as install finds it (check-config, test
+    and replay outside FreeSWITCH, where its global log_dir cannot be read)."""
+    return ban_log_place(config.raw.get("filename", DEFAULT_FILENAME), _conf_dir_of(config.source))
+
+
+def _conf_dir_of(config_path: Optional[str]) -> str:
+    """The FreeSWITCH configuration directory a fs-guard configuration file belongs to: its own
+    directory when FreeSWITCH's configuration is there, else FreeSWITCH's conf_dir."""
+    if config_path:
+        directory = os.path.dirname(os.path.abspath(config_path))
+        if os.path.isfile(os.path.join(directory, fsxml.ROOT_FILE)):
+            return directory
+    return host.conf_dir()
+
+
 def set_logpath(jail: str, path: str) -> str:
     value = path.replace("%", "%%")  # fail2ban interpolates %(name)s in values
     new, count = _LOGPATH.subn(lambda m: f"{m.group(1)}{value}\n", jail, count=1)
@@ -239,16 +315,15 @@ def set_logpath(jail: str, path: str) -> str:
     return new
 
 
-def _ban_log_path(config_data: bytes, config_path: str, log_dir: str, notes: List[str]) -> str:
-    filename = DEFAULT_FILENAME
+def _ban_log_filename(config_data: bytes, config_path: str, notes: List[str]) -> str:
     try:
-        filename = parse_config(config_data, config_path).raw.get("filename", DEFAULT_FILENAME)
+        return parse_config(config_data, config_path).raw.get("filename", DEFAULT_FILENAME)
     except ConfigError as exc:
         notes.append(
             f"{config_path} is not a valid configuration ({'; '.join(exc.errors)}): fs-guard uses its "
             f"built-in rules until you fix it (fs-guard check-config --config {config_path})"
         )
-    return filename if os.path.isabs(filename) else os.path.join(log_dir, filename)
+    return DEFAULT_FILENAME
 
 
 @dataclass(frozen=True)
@@ -485,15 +560,16 @@ def ban_log_of(conf_dir: str) -> Tuple[str, str, List[str]]:
     work = _Installer(conf_dir, ())
     config_path = work.load().variables.get("fs_guard_config") or os.path.join(work.conf_dir, CONFIG_BASENAME)
     config_data = _read(config_path) or bundle.read(bundle.FREESWITCH, CONFIG_BASENAME)
-    return _ban_log(work, config_path, config_data, None)
+    ban_log, notes = _ban_log(work, config_path, config_data, None)
+    return ban_log.path, ban_log.how, notes
 
 
-def _ban_log(work: "_Installer", config_path: str, config_data: bytes, log_dir: Optional[str]) -> Tuple[str, str, List[str]]:
+def _ban_log(
+    work: "_Installer", config_path: str, config_data: bytes, log_dir: Optional[str]
+) -> Tuple[BanLogPlace, List[str]]:
     notes: List[str] = []
-    how = "--log-dir"
-    if not log_dir:
-        log_dir, how = guess_log_dir(work.conf_dir, work.load().variables, work.running)
-    return _ban_log_path(config_data, config_path, log_dir, notes), f"log_dir {log_dir}: {how}", notes
+    filename = _ban_log_filename(config_data, config_path, notes)
+    return ban_log_place(filename, work.conf_dir, log_dir, lambda: work.load().variables, work.running), notes
 
 
 def plan_install(
@@ -505,22 +581,23 @@ def plan_install(
     host: selinux.Host = selinux.Host(),
 ) -> Plan:
     """What install would change; raises NotFreeSwitch, InstallError or BundleMissing."""
+    log_dir = os.path.abspath(log_dir) if log_dir else None  # kept in the manifest, read from anywhere
     work = _Installer(conf_dir, contexts)
     work.screen()
     work.python_module()
     work.events_hook()
     config_path, config_data = work.config_file()
-    ban_log, how, notes = _ban_log(work, config_path, config_data, log_dir)
-    work.notes += notes + [f"ban log: {ban_log} ({how})"]
-    work.fail2ban(fail2ban_dir or DEFAULT_FAIL2BAN_DIR, fail2ban_dir is not None, ban_log)
-    verdict = selinux.ban_log_verdict(ban_log, host)
+    ban_log, notes = _ban_log(work, config_path, config_data, log_dir)
+    work.notes += notes + [f"ban log: {ban_log}"]
+    work.fail2ban(fail2ban_dir or DEFAULT_FAIL2BAN_DIR, fail2ban_dir is not None, ban_log.path)
+    verdict = selinux.ban_log_verdict(ban_log.path, host)
     if verdict is not None:
         work.notes.append(verdict.message + "".join(f"\n    {command}" for command in verdict.commands))
     work.verify()
     work.python(python)
     changes = work.overlay.changes()
     steps = _next_steps(changes, work.conf_dir, verdict.commands if verdict else ())
-    return Plan(work.conf_dir, changes, tuple(work.notes), steps)
+    return Plan(work.conf_dir, changes, tuple(work.notes), steps, log_dir=log_dir)
 
 
 def _next_steps(changes: Sequence[Change], conf_dir: str, selinux_fix: Sequence[str]) -> Tuple[str, ...]:
@@ -558,6 +635,7 @@ class Entry:
 class Manifest:
     entries: Tuple[Entry, ...]
     created_dirs: Tuple[str, ...]
+    log_dir: Optional[str] = None  # the last --log-dir install was given
 
     def entry(self, path: str) -> Optional[Entry]:
         return next((e for e in self.entries if e.path == path), None)
@@ -568,6 +646,7 @@ class Manifest:
                 "version": 1,
                 "entries": [e.__dict__ for e in self.entries],
                 "created_dirs": list(self.created_dirs),
+                "log_dir": self.log_dir,
             },
             indent=2,
         )
@@ -583,7 +662,10 @@ def load_manifest(conf_dir: str) -> Optional[Manifest]:
         return None
     try:
         document = json.loads(data)
-        return Manifest(tuple(Entry(**e) for e in document["entries"]), tuple(document["created_dirs"]))
+        log_dir = document.get("log_dir")
+        if log_dir is not None and not isinstance(log_dir, str):
+            raise TypeError(f"log_dir is {type(log_dir).__name__}, not text")
+        return Manifest(tuple(Entry(**e) for e in document["entries"]), tuple(document["created_dirs"]), log_dir)
     except (ValueError, KeyError, TypeError) as exc:
         raise InstallError(f"{STATE_DIR}/{MANIFEST} is damaged ({exc}); the originals are in {STATE_DIR}/backups/") from None
 
@@ -645,7 +727,8 @@ def apply_install(plan: Plan) -> List[str]:
         created.extend(d for d in _missing_dirs(change.path) if d not in created)
         if not change.group:
             done.append(_done_line(plan.conf_dir, change, entry))
-    _save(state, Manifest(tuple(entries.values()), tuple(created)))  # the originals are safe before anything changes
+    log_dir = plan.log_dir or manifest.log_dir
+    _save(state, Manifest(tuple(entries.values()), tuple(created), log_dir))  # the originals are safe first
     for change in plan.changes:
         if change.after is None:
             os.remove(change.path)
@@ -660,7 +743,7 @@ def apply_install(plan: Plan) -> List[str]:
         entry = entries[change.path]
         copy = _keep_copy(state, "installed", _number_of(entry.backup), change.path, change.after) if entry.backup else ""
         entries[change.path] = replace(entry, installed=copy, installed_sha256=_sha(change.after))
-    _save(state, Manifest(tuple(entries.values()), tuple(created)))
+    _save(state, Manifest(tuple(entries.values()), tuple(created), log_dir))
     return done + group_lines(plan.changes, "installed")
 
 

@@ -215,6 +215,11 @@ def _url_errors(settings: ClusterSettings) -> List[str]:
     return []
 
 
+def ban_log_path(filename: str, log_dir: str) -> str:
+    """The ban log ``filename`` names: a relative name is relative to FreeSWITCH's log_dir."""
+    return filename if os.path.isabs(filename) else os.path.join(log_dir, filename)
+
+
 def compile_config(section: Mapping[str, Any], source: Optional[str]) -> Config:
     """Compile a validated ``fail2ban`` object; raises ConfigError for semantic errors."""
     merged = {**DEFAULTS, **section}
@@ -233,7 +238,7 @@ def compile_config(section: Mapping[str, Any], source: Optional[str]) -> Config:
     return Config(
         base=base,
         contexts=contexts,
-        ban_log_path=filename if os.path.isabs(filename) else os.path.join(host.log_dir(), filename),
+        ban_log_path=ban_log_path(filename, host.log_dir()),
         trusted_networks=networks,
         on_error=merged["on_error"],
         source=source,

@@ -7,6 +7,7 @@ import os
 import sys
 from typing import Optional
 
+from fs_guard.fsconf import install
 from fs_guard.runtime import banlog, offence
 from fs_guard.runtime.config import (
     CONFIG_BASENAME, ClusterSettings, Config, ConfigError, default_config, load_config, locate_config,
@@ -96,7 +97,9 @@ def run_check(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     print(f"configuration: {config_name(config)}: OK")
-    print(f"ban log:       {config.ban_log_path}")
+    ban_log = install.config_ban_log(config)
+    print(f"ban log:       {ban_log}")
+    _warn_missing_directory(ban_log)
     print(f"on error:      {config.on_error} the call")
     nets = ", ".join(str(n) for n in config.trusted_networks) or "none"
     print(f"trusted nets:  {nets}")
@@ -169,11 +172,22 @@ def run_test(args: argparse.Namespace) -> int:
     return 1
 
 
+def _warn_missing_directory(ban_log: install.BanLogPlace) -> None:
+    if ban_log.missing_directory:
+        print(f"fs-guard: warning: the ban log's directory {ban_log.missing_directory} does not exist: fs-guard "
+              "cannot write ban lines there and fail2ban bans nobody (create it, fix filename, or give fs-guard "
+              "install the right --log-dir)",
+              file=sys.stderr)
+
+
 def _ban_outcome(config: Config, rules: Rules, ip: str) -> str:
     address = offence.ban_address(ip)
     outcome = offence.ban_outcome(config, rules, address)
     if outcome == offence.BANNED:
-        return f"would be written: ip[{address}] to {config.ban_log_path}"
+        ban_log = install.config_ban_log(config)
+        if ban_log.missing_directory:
+            return f"would not be written (no directory {ban_log.missing_directory} for {ban_log})"
+        return f"would be written: ip[{address}] to {ban_log}"
     if outcome == offence.NO_ADDRESS:
         why = f"{banlog.quoted(ip)} is not a valid IP address"
     elif outcome == offence.TRUSTED:
