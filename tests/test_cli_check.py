@@ -181,16 +181,32 @@ class TestTestCommand:
         assert f"configuration: built-in defaults: no file at {usual} (the top-level rules)" in result.stdout
         assert result.stderr == ""  # no contexts at all: the top-level rules apply everywhere, by design
 
-    def test_a_context_with_no_entry_in_contexts_is_warned_about_on_stderr_and_still_decided(self, config_file):
-        path = config_file({"contexts": {"public": {"deny_prefix": ["9"]}, "default": {}}})
-        result = fs_guard("test", "9001", "--context", "pubilc", "--config", path)
-        assert result.stderr == ("fs-guard: warning: context 'pubilc' has no entry in contexts (public, default): "
-                                 "the top-level rules apply\n")
-        assert result.returncode == 0 and result.stdout.startswith('ACCEPT "9001" context=pubilc')
-        assert fs_guard("test", "9001", "--context", "public", "--config", path).stderr == ""
+    def test_a_context_neither_screened_nor_in_contexts_is_warned_about_and_still_decided(self, config_file):
+        """Without a FreeSWITCH configuration beside the file, the screened ones are install's."""
+        if os.path.exists("/etc/freeswitch/freeswitch.xml"):
+            pytest.skip("this machine has a FreeSWITCH configuration in /etc/freeswitch")
+        path = config_file({"contexts": {"public": {"deny_prefix": ["9"]}}})
+        for config in (path, config_file({})):
+            result = fs_guard("test", "9001", "--context", "pubilc", "--config", config)
+            assert result.stderr == (
+                "fs-guard: warning: 'pubilc' is neither a context the screen runs in (public, default: what "
+                f"fs-guard install screens; no FreeSWITCH configuration in /etc/freeswitch) nor an entry of contexts, "
+                "so no live call is decided like this (a typo?); the top-level rules decided\n")
+            assert result.returncode == 0 and result.stdout.startswith('ACCEPT "9001" context=pubilc')
 
-    def test_a_file_without_contexts_warns_about_no_context(self, config_file):
-        assert fs_guard("test", "1001", "--context", "anything", "--config", config_file({})).stderr == ""
+    @pytest.mark.parametrize("contexts", [{}, {"public": {}}, {"default": {}}])
+    def test_a_screened_context_without_an_entry_is_no_warning(self, config_file, contexts):
+        """Its calls are decided with the top-level rules, by design."""
+        path = config_file({"contexts": contexts})
+        for context in ("public", "default"):
+            assert fs_guard("test", "1001", "--context", context, "--config", path).stderr == ""
+
+    def test_the_shipped_configuration_warns_of_no_context_install_screens(self):
+        from fs_guard.fsconf import bundle
+
+        shipped = bundle.path(bundle.FREESWITCH, "fs_guard.json")
+        for context in ("public", "default"):
+            assert fs_guard("test", "1001", "--context", context, "--config", shipped).stderr == ""
 
     def test_a_bad_config_exits_2(self, config_file):
         assert fs_guard("test", "1001", "--config", config_file({"max": 1})).returncode == 2

@@ -362,6 +362,19 @@ def test_check_config_and_test_name_the_ban_log_install_put_in_the_jail(site, tm
     assert code == 0 and f"fs-guard is installed in {site.conf}: nothing to change" in out
 
 
+def test_test_warns_of_a_context_neither_screened_by_the_dialplan_nor_in_contexts(site, capsys):
+    code, out = run(capsys, "install", *site.args("--context", "public"))
+    assert code == 0, out
+    config = str(site.conf / "fs_guard.json")
+    assert run(capsys, "test", "1001", "--context", "public", "--config", config)[1].count("warning") == 0
+    code, out = run(capsys, "test", "1001", "--context", "default", "--config", config)
+    assert ("fs-guard: warning: 'default' is neither a context the screen runs in (public: the dialplan in "
+            f"{site.conf}) nor an entry of contexts, so no live call is decided like this (a typo?); the top-level "
+            "rules decided\n") in out
+    site.tree.replace("dialplan/fs_guard/screen.xml", 'data="fs_guard.screen"', 'data="fs_guard.screen office"')
+    assert "warning" not in run(capsys, "test", "1001", "--context", "office", "--config", config)[1]
+
+
 def test_a_relative_log_dir_is_kept_absolute(site, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(site.log.parent)
     code, out = run(capsys, "install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban),

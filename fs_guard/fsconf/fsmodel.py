@@ -143,6 +143,17 @@ def screen_runs_first(context: Element) -> bool:
     return lead is not None and is_screen(lead[0]) and continues(lead[1])
 
 
+def screened_rule_sets(config: FsConfig) -> List[str]:
+    """The rule sets the screen decides with: for each context it runs first in, the name
+    its action gives (``fs_guard.screen NAME``), else the context's name."""
+    names = []
+    for context in config.contexts():
+        if screen_runs_first(context):
+            args = leading_action(context)[0].get("data").strip().partition(" ")[2].strip()
+            names.append(args or context.get("name"))
+    return names
+
+
 # -- modules and mod_python3 -----------------------------------------------------------
 
 

@@ -33,9 +33,7 @@ from fs_guard.fsconf import bundle, fsmodel, fsxml, live, modpython, payload, se
 from fs_guard.fsconf.live import FS_CLI
 
 from fs_guard.runtime import host
-from fs_guard.runtime.config import (
-    CONFIG_BASENAME, DEFAULT_FILENAME, Config, ConfigError, ban_log_path, parse_config,
-)
+from fs_guard.runtime.config import CONFIG_BASENAME, DEFAULT_FILENAME, ConfigError, ban_log_path, parse_config
 
 STATE_DIR = ".fs-guard"
 MANIFEST = "manifest.json"
@@ -289,22 +287,6 @@ def ban_log_place(
         return BanLogPlace(filename, "")
     log_dir, how = resolve_log_dir(conf_dir, log_dir, variables, running)
     return BanLogPlace(ban_log_path(filename, log_dir), f"log_dir {log_dir}: {how}")
-
-
-def config_ban_log(config: Config) -> BanLogPlace:
-    """Where a loaded configuration's ban log is, found as install finds it (check-config, test
-    and replay outside FreeSWITCH, where its global log_dir cannot be read)."""
-    return ban_log_place(config.raw.get("filename", DEFAULT_FILENAME), _conf_dir_of(config.source))
-
-
-def _conf_dir_of(config_path: Optional[str]) -> str:
-    """The FreeSWITCH configuration directory a fs-guard configuration file belongs to: its own
-    directory when FreeSWITCH's configuration is there, else FreeSWITCH's conf_dir."""
-    if config_path:
-        directory = os.path.dirname(os.path.abspath(config_path))
-        if os.path.isfile(os.path.join(directory, fsxml.ROOT_FILE)):
-            return directory
-    return host.conf_dir()
 
 
 def set_logpath(jail: str, path: str) -> str:

@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Optional
 
-from fs_guard.fsconf import install
+from fs_guard.fsconf import install, site
 from fs_guard.runtime import banlog, offence
 from fs_guard.runtime.config import (
     CONFIG_BASENAME, ClusterSettings, Config, ConfigError, default_config, load_config, locate_config,
@@ -97,7 +97,7 @@ def run_check(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     print(f"configuration: {config_name(config)}: OK")
-    ban_log = install.config_ban_log(config)
+    ban_log = site.ban_log(config)
     print(f"ban log:       {ban_log}")
     _warn_missing_directory(ban_log)
     print(f"on error:      {config.on_error} the call")
@@ -146,11 +146,7 @@ def run_test(args: argparse.Namespace) -> int:
     if config is None:
         return 2
     context = banlog.token(args.context)
-    if config.contexts and args.context not in config.contexts:
-        # Without any contexts the top-level rules apply everywhere by design: nothing to warn of.
-        names = ", ".join(banlog.escape(name) for name in config.contexts)
-        print(f"fs-guard: warning: context '{banlog.escape(args.context)}' has no entry in contexts "
-              f"({names}): the top-level rules apply", file=sys.stderr)
+    _warn_unscreened(config, args.context)
     rules = config.rules_for(args.context)
     verdict = decide(rules, CallFacts(args.number, args.context, args.ip, args.user_agent))
     number = banlog.quoted(args.number)
@@ -172,6 +168,21 @@ def run_test(args: argparse.Namespace) -> int:
     return 1
 
 
+def _warn_unscreened(config: Config, name: str) -> None:
+    """A rule set no live call is decided with (a typo?): neither in contexts nor screened.
+
+    A context with no entry in contexts is decided with the top-level rules: that is the
+    design, not worth a word where the screen runs.
+    """
+    if name in config.contexts:
+        return
+    screened = site.screened(config)
+    if name not in screened.names:
+        print(f"fs-guard: warning: '{banlog.escape(name)}' is neither a context the screen runs in "
+              f"({', '.join(map(banlog.escape, screened.names))}: {screened.source}) nor an entry of contexts, so no "
+              "live call is decided like this (a typo?); the top-level rules decided", file=sys.stderr)
+
+
 def _warn_missing_directory(ban_log: install.BanLogPlace) -> None:
     if ban_log.missing_directory:
         print(f"fs-guard: warning: the ban log's directory {ban_log.missing_directory} does not exist: fs-guard "
@@ -184,7 +195,7 @@ def _ban_outcome(config: Config, rules: Rules, ip: str) -> str:
     address = offence.ban_address(ip)
     outcome = offence.ban_outcome(config, rules, address)
     if outcome == offence.BANNED:
-        ban_log = install.config_ban_log(config)
+        ban_log = site.ban_log(config)
         if ban_log.missing_directory:
             return f"would not be written (no directory {ban_log.missing_directory} for {ban_log})"
         return f"would be written: ip[{address}] to {ban_log}"

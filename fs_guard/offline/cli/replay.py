@@ -20,7 +20,7 @@ import time
 from operator import itemgetter
 from typing import Any, Dict, List, Optional, Sequence, TextIO
 
-from fs_guard.fsconf import install
+from fs_guard.fsconf import site
 from fs_guard.offline import replay, report_html, traces
 
 from fs_guard.runtime import offence
@@ -131,7 +131,7 @@ def run_replay(args: argparse.Namespace) -> int:
         for problem in unreadable:
             print(f"fs-guard: {problem}", file=sys.stderr)
         return 2
-    live = args.ban_log and install.config_ban_log(config).path
+    live = args.ban_log and site.ban_log(config).path
     if live and _same_file(args.ban_log, live):
         print(f"fs-guard: refusing to overwrite the live ban log {live}", file=sys.stderr)
         return 2
