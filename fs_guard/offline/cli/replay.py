@@ -49,8 +49,10 @@ formats (by extension, .gz stripped: .jsonl .ndjson .json, .csv, .log; else by t
 first line; a CDR by its first line whatever the name; --format to choose):
   jsonl  one JSON object per line: time, kind, ip, context, number, ua, user, profile,
          host, type, account, uuid, duration (time required; kind is call or
-         register_failure)
-  csv    the same fields as columns, named by a header row (else in that order)
+         register_failure; another key makes the line bad)
+  csv    the same fields as columns, named by a header row with a time column (other
+         columns are ignored and listed; it needs number, or kind for register
+         failures), else in that order
   fslog  FreeSWITCH's freeswitch.log: its invite, dialplan, SIP auth failure and
          Hangup lines
   cdr    mod_cdr_csv's Master.csv, templates "example" (15 fields) or "default" (13):
@@ -59,13 +61,16 @@ first line; a CDR by its first line whatever the name; --format to choose):
 Fraud limits (the configuration's "limits") are applied on the traces' own times; several
 files are merged in time order for them.
 
+Times are epoch seconds or ISO-8601 (UTC without an offset), from 2000 to 2100; one in
+milliseconds, microseconds or nanoseconds is a bad line that says so.
+
 A file is not a trace when it is empty or holds no call or registration attempt; a
 jsonl, csv or cdr file also when it has more bad lines than attempts (a freeswitch.log's
-other lines are skipped, not bad).
+other lines are skipped, not bad). Its first bad lines are listed under it.
 
 exit status: 0 the report; 2 usage, a missing file or a directory, a bad configuration,
 jail or --ban-log; 3 a file held no trace (named on stderr; the report is printed when
-another file did)."""
+another file did); 141 the reader of the output went away (| head)."""
 
 
 def register(sub: "argparse._SubParsersAction") -> None:
