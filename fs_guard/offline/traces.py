@@ -50,7 +50,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import chain
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from fs_guard.offline import cdr
 from fs_guard.runtime.banlog import escape
@@ -74,8 +74,6 @@ FORMATS = (JSONL, CSV, FSLOG, CDR)
 FIELDS = ("time", "kind", "ip", "context", "number", "ua", "user", "profile", "host", "type",
           "account", "uuid", "duration")
 _KNOWN_KEYS = frozenset(FIELDS)
-#: Orders of JSON keys remembered as checked (a trace from one writer has a few).
-_KNOWN_ORDERS_MAX = 256
 _REQUIRED_CELLS = 6
 #: Bad lines kept with their text per file; the rest are only counted.
 MAX_BAD_SHOWN = 20
@@ -128,10 +126,6 @@ def parse_time(value: Any) -> float:
     (``_implausible`` says why, and which unit it looks like when it is one).
     """
     kind = type(value)
-    if kind is int or kind is float:
-        if EARLIEST <= value < LATEST:  # the common case; NaN and infinities fail it too
-            return float(value)
-        return _plausible(_finite(value), value)
     if kind is str:
         if value.replace(".", "", 1).isdigit():
             return _plausible(_finite(value), value)
@@ -143,7 +137,14 @@ def parse_time(value: Any) -> float:
                 return _plausible(_finite(value), value)
         if stamp.tzinfo is None:
             stamp = stamp.replace(tzinfo=timezone.utc)
-        return _plausible(stamp.timestamp(), value)
+        seconds = stamp.timestamp()
+        if EARLIEST <= seconds < LATEST:  # the common case, without a call
+            return seconds
+        return _plausible(seconds, value)
+    if kind is int or kind is float:
+        if EARLIEST <= value < LATEST:  # NaN and infinities fail it too
+            return float(value)
+        return _plausible(_finite(value), value)
     raise TraceError(f"time must be ISO-8601 text or epoch seconds, not {_json_type(value)}")
 
 
@@ -316,22 +317,19 @@ class Trace:
 
     def _jsonl(self, lines: Iterable[str]) -> Iterator[Event]:
         """One JSON object per line; a well-formed call takes the inline path (the common case)."""
-        decode = json.JSONDecoder().raw_decode  # json.loads without its two whitespace scans
+        decode = json.JSONDecoder().scan_once  # json.loads without its whitespace scans and two calls
         when_of = parse_time
         infinity = math.inf
-        known_orders: Set[Tuple[str, ...]] = set()  # key orders already checked: a trace repeats a few
+        known = _KNOWN_KEYS
         number = events = 0
         try:
             for number, line in enumerate(lines, 1):
                 try:
-                    record, end = decode(line)
+                    record, end = decode(line, 0)
                     if end < len(line) - 1 and line[end:].strip() or type(record) is not dict:
                         raise ValueError
-                    order = tuple(record)
-                    if order not in known_orders:
+                    if not record.keys() <= known:
                         _check_keys(record)
-                        if len(known_orders) < _KNOWN_ORDERS_MAX:
-                            known_orders.add(order)
                     get = record.get
                     kind, when = get("kind"), get("time")
                     ip, context, dialled, ua = get("ip"), get("context", ""), get("number"), get("ua")
@@ -346,7 +344,7 @@ class Trace:
                                         call_id or None, duration)
                     else:
                         event = _record(get)
-                except ValueError:
+                except (ValueError, StopIteration):  # StopIteration: scan_once found no JSON value there
                     if not line.strip():
                         continue
                     try:
