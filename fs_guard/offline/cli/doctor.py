@@ -45,7 +45,7 @@ def run_doctor(args: argparse.Namespace) -> int:
     timeout = max(args.timeout, 0.1)
     probes = doctor.Probes(freeswitch=FsCli(timeout=timeout),
                            fail2ban=Fail2banClient(socket=args.fail2ban_socket, timeout=timeout), timeout=timeout)
-    findings = doctor.examine(probes, locate_config(), args.context or DEFAULT_CONTEXTS, args.conf_dir)
+    findings = doctor.examine(probes, locate_config().path, args.context or DEFAULT_CONTEXTS, args.conf_dir)
     status = doctor.exit_status(findings)
     if args.json:
         print(json.dumps(doctor.as_json(findings), indent=2))

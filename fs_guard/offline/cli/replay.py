@@ -136,15 +136,15 @@ def run_replay(args: argparse.Namespace) -> int:
         for problem in unreadable:
             print(f"fs-guard: {problem}", file=sys.stderr)
         return 2
-    live = args.ban_log and site.ban_log(config).path
-    if live and _same_file(args.ban_log, live):
+    live = (args.ban_log or args.html) and site.ban_log(config).path  # the ban log the screen writes
+    if args.ban_log and _same_file(args.ban_log, live):
         print(f"fs-guard: refusing to overwrite the live ban log {live}", file=sys.stderr)
         return 2
     unwritable = args.ban_log and _cannot_write(args.ban_log)
     if unwritable:
         print(f"fs-guard: {unwritable}", file=sys.stderr)
         return 2
-    unusable = args.html and _cannot_draw(args.html, [*files, config.ban_log_path])
+    unusable = args.html and _cannot_draw(args.html, [*files, live])
     if unusable:
         print(f"fs-guard: {unusable}", file=sys.stderr)
         return 2
