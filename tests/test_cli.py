@@ -9,6 +9,7 @@ import sys
 import fstree
 import pytest
 
+from fs_guard.fsconf import install
 from fs_guard.offline import cli
 
 
@@ -34,8 +35,8 @@ class TestReaderGone:
         conf = tmp_path / "conf"
         fstree.stock(conf)
         (tmp_path / "fail2ban").mkdir()
-        assert cli.main(["install", "--conf-dir", str(conf), "--fail2ban-dir", str(tmp_path / "fail2ban"),
-                         "--log-dir", str(tmp_path)]) == 0
+        python = install.PythonTarget(place=False, python=sys.executable, script_dir=str(tmp_path))
+        install.apply_install(install.plan_install(str(conf), str(tmp_path / "fail2ban"), str(tmp_path), python=python))
         return conf
 
     @pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "PYTHONUNBUFFERED"])

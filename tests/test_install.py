@@ -347,7 +347,7 @@ def test_check_config_and_test_name_the_ban_log_install_put_in_the_jail(site, tm
     chosen = tmp_path / "chosen-logs"
     chosen.mkdir()
     code, out = run(capsys, "install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban),
-                    "--log-dir", str(chosen))
+                    "--log-dir", str(chosen), *site.python)
     assert code == 0, out
     ban_log = chosen / "fs-guard-ban.log"
     assert f"logpath  = {ban_log}\n" in (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
@@ -358,7 +358,8 @@ def test_check_config_and_test_name_the_ban_log_install_put_in_the_jail(site, tm
     code, out = run(capsys, "test", "0044", "--ip", "203.0.113.7", "--config", config)
     assert f"ban line: would be written: ip[203.0.113.7] to {ban_log} (log_dir {chosen}: {how})\n" in out
     # installing again without --log-dir keeps it: the jail does not move
-    code, out = run(capsys, "install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban))
+    code, out = run(capsys, "install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban),
+                    *site.python)
     assert code == 0 and f"fs-guard is installed in {site.conf}: nothing to change" in out
 
 
@@ -378,7 +379,7 @@ def test_test_warns_of_a_context_neither_screened_by_the_dialplan_nor_in_context
 def test_a_relative_log_dir_is_kept_absolute(site, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(site.log.parent)
     code, out = run(capsys, "install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban),
-                    "--log-dir", site.log.name)
+                    "--log-dir", site.log.name, *site.python)
     assert code == 0, out
     assert f"logpath  = {site.log}/fs-guard-ban.log\n" in (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
     assert install.resolve_log_dir(str(site.conf))[0] == str(site.log)
