@@ -174,6 +174,16 @@ class TestHotReload:
         assert store.state.last_error.endswith("; keeping the built-in configuration")
         assert len(fsctl.log_lines("err")) == 1
 
+    def test_a_named_file_that_does_not_exist_is_reported_when_freeswitch_starts(self, tmp_path, monkeypatch):
+        """preload (the event hook, at start) reports it; an absent <conf_dir>/fs_guard.json waits for a call."""
+        store = ConfigStore()
+        store.preload()
+        assert store.state.last_error is None
+        monkeypatch.setenv("FS_GUARD_CONFIG", str(tmp_path / "typo.json"))
+        store = ConfigStore()
+        assert store.preload().source is None
+        assert store.state.last_error.startswith(f"{tmp_path / 'typo.json'}: no such file")
+
     def test_a_changed_file_takes_effect_on_the_next_call(self, write_config):
         store = ConfigStore()
         path = write_config({"destination_number_max_len": 8})

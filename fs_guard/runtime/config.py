@@ -410,8 +410,9 @@ class ConfigStore:
     def preload(self) -> Config:
         """Load the file now if there is one (the event hook, when FreeSWITCH starts), so that
         it is read, and the cluster it names connected, before calls come. With no file yet,
-        nothing: the call that first finds one loads it, and the calls meanwhile wait for it."""
-        if os.path.exists(self._path or self._locate()):
+        nothing: the call that first finds one loads it, and the calls meanwhile wait for it;
+        but a file named by FS_GUARD_CONFIG or fs_guard_config that is missing is reported now."""
+        if os.path.exists(self._path or self._locate()) or self._location.missing():
             return self.current()
         return self._state.config
 
