@@ -152,6 +152,34 @@ def shipped_option(path: Path, section: str, option: str) -> str:
 
 # --- a private fail2ban server --------------------------------------------------------
 
+
+def private_conf(conf: Path, stock: Path = STOCK_CONF) -> Path:
+    """A fail2ban configuration directory with the repository's filter and jail as its only jail.
+
+    A copy of ``stock`` (Debian's /etc/fail2ban, so the shipped jail inherits the real
+    defaults) without its ``*.local`` files, its jails and anything named fs-guard: a host
+    where ``fs-guard install`` ran has its own (maybe older) filter and jail there, and the
+    tests must run the repository's. Without a stock jail.conf, a minimal one with what the
+    shipped jail uses. filter.d/fs-guard.conf and jail.d/fs-guard.conf link to the
+    repository's files. Returns ``conf``.
+    """
+    if (stock / "jail.conf").is_file():
+        shutil.copytree(stock, conf, symlinks=True, ignore=shutil.ignore_patterns("*.local", "fs-guard*"))
+        for old in (conf / "jail.d").glob("*"):
+            old.unlink()
+    else:  # fail2ban installed elsewhere
+        conf.mkdir(parents=True)
+        (conf / "fail2ban.conf").write_text("[Definition]\n")
+        (conf / "jail.conf").write_text(
+            "[DEFAULT]\nbanaction = iptables-multiport\nbanaction_allports = iptables-allports\n"
+        )
+    for sub in ("jail.d", "filter.d", "action.d"):
+        (conf / sub).mkdir(exist_ok=True)
+    (conf / "filter.d" / "fs-guard.conf").symlink_to(FILTER)
+    (conf / "jail.d" / "fs-guard.conf").symlink_to(JAIL)
+    return conf
+
+
 RECORD_ACTION = """\
 # Test action: records bans and unbans in a file. Never touches a firewall.
 [Definition]
@@ -181,15 +209,13 @@ def wait_for(condition: Callable[[], object], timeout: float, interval: float = 
 class Fail2banServer:
     """One private fail2ban-server, watching ``logpath`` with the shipped filter and jail.
 
-    The configuration directory is a copy of the stock /etc/fail2ban (when there is one)
-    without its jails, so the shipped jail inherits Debian's real defaults; then:
-    filter.d/fs-guard.conf and jail.d/fs-guard.conf are symlinks to the shipped files;
-    jail.d/fs-guard.local changes only what a test must change (logpath, the polling
+    The configuration directory comes from ``private_conf`` (the stock one, the repository's
+    filter and jail); jail.d/fs-guard.local changes only what a test must change (logpath, the polling
     backend, and the recording action instead of the firewall); fail2ban.local gives the
     socket, pidfile, log file and an in-memory database.
     """
 
-    def __init__(self, root: Path, logpath: Path, tools: Dict[str, str]) -> None:
+    def __init__(self, root: Path, logpath: Path, tools: Dict[str, str], stock: Path = STOCK_CONF) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.logpath = logpath
@@ -203,24 +229,14 @@ class Fail2banServer:
         self.pidfile = self._rundir / "f2b.pid"
         self.proc: Optional[subprocess.Popen] = None
         self._out = None
-        self._write_config()
+        try:
+            self._write_config(stock)
+        except BaseException:
+            shutil.rmtree(self._rundir, ignore_errors=True)
+            raise
 
-    def _write_config(self) -> None:
-        if (STOCK_CONF / "jail.conf").is_file():
-            shutil.copytree(STOCK_CONF, self.conf, symlinks=True,
-                            ignore=shutil.ignore_patterns("jail.local", "fail2ban.local", "*.local"))
-            for old in (self.conf / "jail.d").glob("*"):
-                old.unlink()
-        else:  # fail2ban installed elsewhere: a minimal jail.conf with what the shipped jail uses
-            for sub in ("jail.d", "filter.d", "action.d"):
-                (self.conf / sub).mkdir(parents=True, exist_ok=True)
-            (self.conf / "fail2ban.conf").write_text("[Definition]\n")
-            (self.conf / "jail.conf").write_text(
-                "[DEFAULT]\nbanaction = iptables-multiport\nbanaction_allports = iptables-allports\n"
-            )
-        (self.conf / "jail.d").mkdir(exist_ok=True)
-        (self.conf / "filter.d" / "fs-guard.conf").symlink_to(FILTER)
-        (self.conf / "jail.d" / "fs-guard.conf").symlink_to(JAIL)
+    def _write_config(self, stock: Path) -> None:
+        private_conf(self.conf, stock)
         (self.conf / "action.d" / "fs-guard-test-record.conf").write_text(RECORD_ACTION)
         (self.conf / "jail.d" / "fs-guard.local").write_text(
             "# test overrides of the shipped jail: never the host's firewall, never its log dir\n"
@@ -259,10 +275,9 @@ class Fail2banServer:
         return self
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
+        """Stops the server if it runs; removes the socket's directory in any case."""
         try:
-            if self.proc.poll() is None:
+            if self.proc is not None and self.proc.poll() is None:
                 self.client_ok("stop")
                 try:
                     self.proc.wait(timeout=15)

@@ -20,6 +20,7 @@ import ipaddress
 import os
 import random
 import shutil
+import tempfile
 import time
 from datetime import datetime, timezone
 
@@ -226,11 +227,7 @@ def test_shipped_jail_resolves_on_the_stock_configuration_to_an_all_ports_ban(to
     if not (f2b.STOCK_CONF / "jail.conf").is_file():
         f2b.missing(f"{f2b.STOCK_CONF}/jail.conf not found (fail2ban not installed from Debian's package)")
     conf = tmp_path / "etc-fail2ban"
-    shutil.copytree(f2b.STOCK_CONF, conf, symlinks=True, ignore=shutil.ignore_patterns("*.local"))
-    for jail in (conf / "jail.d").glob("*"):
-        jail.unlink()  # only ours: Debian's defaults-debian.conf enables sshd
-    shutil.copy(f2b.FILTER, conf / "filter.d" / "fs-guard.conf")
-    shutil.copy(f2b.JAIL, conf / "jail.d" / "fs-guard.conf")
+    f2b.private_conf(conf)  # only ours: Debian's defaults-debian.conf enables sshd
     stream = f2b.dump_config(tools["fail2ban-client"], conf)
     commands = list(f2b.jail_commands(stream))
     sets = {cmd[2]: cmd[3:] for cmd in commands if cmd[0] == "set"}
@@ -352,3 +349,56 @@ def test_a_rotated_ban_log_keeps_being_followed(server, call, ban_log, rotation)
     f2b.wait_for(lambda: f"ban {FIRST}" in server.record(), timeout=30, what="the ban after rotation")
     assert server.total_failed() == 5
     assert server.banned() == [FIRST]
+
+
+# --- the private configuration itself ------------------------------------------------------
+
+
+def filter_and_limits(conf) -> dict:
+    """What the fs-guard jail resolves to in ``conf``, but for what the tests' own .local sets."""
+    tool = f2b.need_fail2ban("fail2ban-client")["fail2ban-client"]
+    commands = f2b.jail_commands(f2b.dump_config(tool, conf))
+    return {cmd[2]: cmd[3:] for cmd in commands if cmd[0] == "set" and cmd[2] not in ("addlogpath", "addaction")}
+
+
+@pytest.mark.fail2ban
+def test_the_tests_run_the_repositorys_filter_and_jail_where_fs_guard_is_already_installed(tools, tmp_path):
+    """A host where ``fs-guard install`` ran has its own copies in /etc/fail2ban (maybe older)."""
+    host = tmp_path / "host-etc-fail2ban"
+    f2b.private_conf(host)
+    for name in ("filter.d/fs-guard.conf", "jail.d/fs-guard.conf"):
+        (host / name).unlink()
+    (host / "filter.d" / "fs-guard.conf").write_text("[Definition]\nfailregex = ^an older filter <HOST>$\n")
+    (host / "filter.d" / "fs-guard.local").write_text("[Definition]\nfailregex = ^a local override <HOST>$\n")
+    (host / "jail.d" / "fs-guard.conf").write_text(
+        "[fs-guard]\nenabled = true\nfilter = fs-guard\nmaxretry = 1\nlogpath = /var/log/freeswitch/fs-guard.log\n"
+    )
+    expected = filter_and_limits(f2b.private_conf(tmp_path / "clean"))
+    assert expected["maxretry"] == [5] and "ip\\[" in expected["addfailregex"][0]
+
+    server = f2b.Fail2banServer(tmp_path / "f2b", tmp_path / "fs-guard.log", tools, stock=host)
+    try:
+        assert filter_and_limits(server.conf) == expected
+    finally:
+        server.stop()
+
+
+def test_a_failed_set_up_leaves_no_temporary_directory(tmp_path, monkeypatch):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "conf").write_text("in the way")
+    with pytest.raises(OSError):
+        f2b.Fail2banServer(blocked, tmp_path / "fs-guard.log", {})
+    assert list(temp.iterdir()) == []
+
+    missing_server = {"fail2ban-server": str(tmp_path / "no-such-fail2ban-server")}
+    server = f2b.Fail2banServer(tmp_path / "f2b", tmp_path / "fs-guard.log", missing_server)
+    try:
+        with pytest.raises(FileNotFoundError):
+            server.start()
+    finally:
+        server.stop()
+    assert list(temp.iterdir()) == []
