@@ -111,14 +111,14 @@ class TestKeys:
     def test_the_screen_reads_the_account_only_from_what_mod_sofia_authorized(self, write_config, call):
         write_config({"deny_prefix": [], "limits": [limit("acct", window=60, calls={"critical": 1},
                                                           action="reject")]})
-        # Unauthenticated: no sip_authorized; domain_name falls back to the global variable,
-        # and a From user is anybody's to choose. None of it is an account.
-        for _ in range(3):
-            assert call("100", domain_name="pbx.example", username="1001").hangupCause() == "NONE"
+        # Unauthenticated: no sip_authorized (or not "true"), whatever user_name and domain_name
+        # say; otherwise anyone could make calls count against, and block, somebody's account.
+        unauthenticated = {"user_name": "1001", "domain_name": "pbx.example"}
+        for authorized in (None, "false", "TRUE", ""):
+            assert call("100", **unauthenticated, sip_authorized=authorized).hangupCause() == "NONE"
         assert call("100", **OFFICE).hangupCause() == "NONE"
         assert call("100", **OFFICE).hangupCause() == "CALL_REJECTED"
         assert call("100", **{**OFFICE, "user_name": "1002"}).hangupCause() == "NONE"
-
 
     def test_an_address_key_is_the_ban_lines_address_text(self):
         """Limits key addresses with the C parser (fast for ever-new addresses); a key must
