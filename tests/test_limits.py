@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
+import sys
 import threading
 import time
 
@@ -349,6 +351,51 @@ class TestReload:
         write_config({"deny_prefix": [], "limits": [
             limit("a", by="source_ip", window=60, calls={"critical": 2}, action="reject")]})
         assert [call("1", **OFFICE).hangupCause() for _ in range(3)] == ["NONE", "NONE", "CALL_REJECTED"]
+
+
+def test_many_threads_counting_on_one_key_let_exactly_critical_calls_through():
+    """The tally's lock makes measuring a key and counting the call one step; without it two
+    threads both see the last free place and both calls pass.
+
+    To make that race likely rather than rare: threads switch every microsecond (Python's
+    default is every 5 ms); the calls go to a few thousand keys in turn, each key getting
+    ``per_key`` calls numbered from one shared ticket counter, so every thread works on the
+    same key at the moment it reaches ``critical``, thousands of times. Without the lock
+    this fails in every run tried (tens of keys with too many calls through)."""
+    threads, keys, critical, per_key = 16, 5000, 2, 4
+    config = limits_config(limit("calls", by="source_ip", window=3600, calls={"critical": critical}, action="reject"))
+    tally = Tally()
+    tickets = itertools.count()
+    accepted = [0] * keys
+    errors = []
+    tallied = threading.Lock()
+    go = threading.Event()
+
+    def place():
+        go.wait()
+        try:
+            while (ticket := next(tickets)) < keys * per_key:
+                key = ticket // per_key
+                outcome = count(tally, config, "public", "100", ip=f"10.{key // 256}.{key % 256}.1")
+                if outcome.rejected_by is None:
+                    with tallied:
+                        accepted[key] += 1
+        except Exception as error:  # a dict changed while iterated: also a lost lock
+            errors.append(error)
+
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        workers = [threading.Thread(target=place) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        go.set()
+        for worker in workers:
+            worker.join()
+    finally:
+        sys.setswitchinterval(switching)
+    assert errors == []
+    assert {key: n for key, n in enumerate(accepted) if n != critical} == {}
 
 
 def test_sixteen_threads_counting_at_once_lose_and_double_nothing(write_config, hook):
