@@ -6,6 +6,7 @@ without it they skip, unless FS_GUARD_REQUIRE_REDIS=1 (CI) makes them fail.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -15,8 +16,10 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
+import freeswitch
 import fsctl
 import pytest
 from modpython import run_api
@@ -368,6 +371,73 @@ class TestFaults:
         assert "fail2ban.cluster.url: 'redis://127.0.0.1:notaport/0': the port must be a number" in \
             json.loads(run_api("fs_guard.status json"))["config"]["last_error"]
         assert cluster_status()["url"] == redis_server.url
+
+
+# -- clocks: Redis's and the node's ---------------------------------------------------------------------
+
+#: How far the node's clock is from Redis's in these tests: an hour either way. Redis runs on this
+#: machine's clock, so the node's is shifted; a block time left in Redis's clock is off by this much.
+SKEWS = pytest.mark.parametrize("skew", [3600.0, -3600.0], ids=["node-ahead", "node-behind"])
+#: Slack for the real time that passes between reading the two clocks (a round trip, a thread switch).
+SLACK = 5.0
+
+
+@pytest.mark.redis
+class TestClocks:
+    @SKEWS
+    def test_a_shared_block_ends_in_the_nodes_time_on_the_node_that_set_it_and_on_another(
+            self, redis_server, skew):
+        config = compiled(redis_server.url, limit(window=60, calls={"critical": 1}, action="reject",
+                                                  block_for=600))
+        found, identities = for_call(config.limits, "default", "100", "192.0.2.1", "1001@pbx.example")
+
+        def node(name, node_clock_skew):
+            cluster = Cluster(dataclasses.replace(config.cluster, node=name))
+            cluster.connect()
+            assert cluster.health.state == "up"
+            tally = Tally()
+
+            def count():
+                now = time.time() + node_clock_skew
+                return now, cluster.count(tally, config.limits, found, identities, None, "100", now)
+            return tally, count
+
+        setter, count = node("a", skew)
+        assert count()[1].rejected_by is None
+        now, outcome = count()  # the second call: rejected, and the key blocked for 600 s
+        assert outcome.rejected_by is not None and outcome.blocked_until == pytest.approx(now + 600, abs=SLACK)
+        (block,) = setter.blocks(now)
+        assert block.until == outcome.blocked_until
+
+        other, count = node("b", -skew)  # the other way off: the block comes from Redis alone
+        now, outcome = count()
+        assert outcome.rejected_by is not None and outcome.blocked_until == pytest.approx(now + 600, abs=SLACK)
+        assert [b.until for b in other.blocks(now)] == [outcome.blocked_until]
+
+    @SKEWS
+    def test_status_and_the_alert_show_a_shared_block_in_the_nodes_time(
+            self, redis_server, write_config, call, monkeypatch, skew):
+        real = time.time
+        monkeypatch.setattr(time, "time", lambda: real() + skew)  # the node's clock, Redis's untouched
+        write_config(section(redis_server.url, limit(window=60, calls={"critical": 1}, action="reject",
+                                                     block_for=600)))
+        fsctl.wait_until(lambda: cluster_status()["state"] == "up")
+        alerts = freeswitch.EventConsumer("CUSTOM", "fs_guard::alert")
+        try:
+            assert causes(call, 2) == ["NONE", "CALL_REJECTED"]
+            rejected_at = time.time()
+            event = alerts.pop()
+        finally:
+            alerts.cleanup()
+        assert float(event.getHeader("blocked-until")) == pytest.approx(rejected_at + 600, abs=SLACK)
+        (block,) = json.loads(run_api("fs_guard.status json"))["limits"]["blocked"]
+        assert block["identity"] == "account:1001@pbx.example"
+        assert block["seconds_left"] == pytest.approx(600, abs=SLACK)
+        until = datetime.fromisoformat(block["until"]).timestamp()
+        assert until == pytest.approx(rejected_at + 600, abs=SLACK)
+        (kept,) = state.TALLY.blocks(time.time())
+        assert kept.until == pytest.approx(until, abs=0.001)
+        assert causes(call, 1) == ["CALL_REJECTED"]  # the node's copy holds in its own time
 
 
 # -- status and check-config -------------------------------------------------------------------------
