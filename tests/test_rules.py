@@ -33,6 +33,24 @@ def test_a_number_starting_with_a_deny_prefix_is_rejected():
     assert verdict("0441234", deny_prefix=["00"]) == ACCEPT
 
 
+@pytest.mark.parametrize("number, reason", [
+    ("00", r.DENY_PREFIX), ("0", None), ("000", r.DENY_PREFIX),  # the prefix itself, one shorter, one longer
+    ("+", r.DENY_PREFIX), ("", r.EMPTY_NUMBER), ("+4", r.DENY_PREFIX),
+    ("9011", r.DENY_PREFIX), ("901", None), ("90111", r.DENY_PREFIX),
+])
+def test_deny_prefixes_at_the_exact_boundary(number, reason):
+    assert verdict(number, deny_prefix=["00", "+", "9011"]).reason == reason
+
+
+@pytest.mark.parametrize("number, reason", [
+    ("49", None), ("4", r.NOT_ALLOWED_PREFIX), ("491", None),  # the prefix itself, one shorter, one longer
+    ("+", None), ("", r.EMPTY_NUMBER), ("+4", None),
+    ("1800", None), ("180", r.NOT_ALLOWED_PREFIX), ("18001", None),
+])
+def test_allow_prefixes_at_the_exact_boundary(number, reason):
+    assert verdict(number, deny_prefix=[], allow_prefix=["49", "+", "1800"]).reason == reason
+
+
 def test_with_allow_prefixes_only_numbers_starting_with_one_pass():
     section = {"allow_prefix": ["1", "49"]}
     assert verdict("1001", **section) == ACCEPT
