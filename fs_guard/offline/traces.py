@@ -14,7 +14,8 @@ and ``failure`` is ``(profile, host, type)`` as the register-failure event carri
 An ``end`` event is a call's hang-up: only its time and ``call_id`` are set. A line that
 cannot be read is counted with its number and skipped, never fatal.
 
-FreeSWITCH's log (``freeswitch.log``, as mod_logfile writes it) is read from four lines:
+FreeSWITCH's log (``freeswitch.log``, as mod_logfile writes it, or as syslog or the journal
+keep FreeSWITCH's console) is read from five lines:
 
 - sofia.c ``CHANNEL receiving invite from ADDR:PORT version: ...``: the socket address
   of a new inbound INVITE (INFO since 1.10.12, DEBUG before; both are in the log at the
@@ -24,10 +25,24 @@ FreeSWITCH's log (``freeswitch.log``, as mod_logfile writes it) is read from fou
   at the start of both lines (without uuids, with the latest invite line);
 - sofia_reg.c ``SIP auth failure (REGISTER|INVITE) on sofia profile 'P' for [USER@HOST]
   from ip ADDR``, written with ``log-auth-failures=true`` (a 403: wrong password or
-  unknown user), the same lines fail2ban's stock freeswitch filter counts. "SIP auth
-  challenge" lines (a normal 401) are not failures and are not read;
+  unknown user), and ``Can't find user [USER@DOMAIN] from ADDR``, written whatever that
+  setting for an unknown user (also a 403). Each is a register failure, as the
+  ``sofia::register_failure`` event mod_sofia fires for the same 403 is live; an unknown
+  user with ``log-auth-failures=true`` gets both lines, one after the other, for one event,
+  so a failure line from the same address within ``SAME_ATTEMPT`` seconds after a
+  "Can't find user" line is that same attempt and counts once. These are the lines
+  fail2ban's freeswitch filter counts in its ``normal`` mode. "SIP auth challenge" lines
+  (a normal 401, written for good phones too) are never failures and are not read;
 - switch_channel.c ``Hangup CHANNEL [CS_STATE] [CAUSE]`` (logged once per channel, at
   NOTICE, with the file and line of whatever hung it up): a call's end, by its uuid.
+
+Each line may start with a syslog or journal prefix (``STAMP HOST freeswitch[PID]: ``),
+then the call's uuid, then FreeSWITCH's own stamp, ``YYYY-MM-DD HH:MM:SS.ffffff`` or
+``MM-DD HH:MM:SS.ffffff`` (no year), an optional CPU-idle percentage, the level
+(``[WARNING]``, ``[WARN] [SOFIA]``) and the source file and line, bracketed or not. A
+line's time is FreeSWITCH's stamp (a syslog prefix's own stamp is not used); one without a
+year gets fail2ban's: the year the file was last modified, or the year before when that
+would put the line more than a day after the file's last change.
 
 FreeSWITCH writes no User-Agent and no account for a call at the default log level, so
 the ``scanner_user_agent`` rule cannot fire on a replayed log and account limits count
@@ -87,11 +102,28 @@ Event = Tuple[float, str, Optional[str], str, Optional[str], Optional[str], Opti
               Optional[str], Optional[str], Optional[float]]
 
 _EXTENSIONS = {".jsonl": JSONL, ".ndjson": JSONL, ".json": JSONL, ".csv": CSV, ".log": FSLOG}
-_FS_PREFIX = re.compile(
+#: The start of a line FreeSWITCH logged: (uuid, stamp, fraction, source file:line). Anchored,
+#: so text a caller put in the middle of another line can never read as one.
+_FS_LINE = (
     r"(?:([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}) )?"
-    r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(\.\d+)? (?:\d+(?:\.\d+)?% )?\[[A-Z0-9]+\] (\S+) "
+    r"((?:\d{4}-)?\d\d-\d\d \d\d:\d\d:\d\d)(\.\d+)?(?: \d+(?:\.\d+)?%)? "
+    r"\[[A-Z0-9]+\](?: \[[A-Z][A-Z0-9_]*\])? \[?([^\s\]]+)\]? "
+)
+_FS_PREFIX = re.compile("\ufeff?" + _FS_LINE)
+#: The same after syslog's or the journal's ``STAMP HOST TAG[PID]: `` (tried second: rarer).
+_FS_SYSLOG_PREFIX = re.compile(
+    r"\ufeff?(?:\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d\S*|[A-Z][a-z][a-z] [ \d]\d \d\d:\d\d:\d\d) "
+    r"\S+ [^\s\[:]+(?:\[\d+\])?: " + _FS_LINE
 )
 _AUTH_FAILURE = re.compile(r"SIP auth failure \((\w+)\) on sofia profile '([^']*)' for \[(.*)\]")
+#: sofia_reg.c's line for a user the directory does not have.
+_UNKNOWN_USER = "Can't find user ["
+#: Seconds within which a failure line after a "Can't find user" line from the same address
+#: is the same attempt: FreeSWITCH writes the two one after the other.
+SAME_ATTEMPT = 1.0
+#: "SIP auth failure (REGISTER) due to user-agent-filter ..." (or max registrations): the
+#: reason, written before the failure line itself.
+_LEADING_FAILURE = re.compile(r"SIP auth failure \(\w+\) due to ")
 _HANGUP = re.compile(r"Hangup \S.* \[CS_[A-Z_]+\] \[[A-Z0-9_]+\]")
 #: Invite lines waiting for their dialplan line; the oldest half is dropped past this.
 _PENDING_MAX = 100_000
@@ -232,7 +264,7 @@ def detect_format(path: str, first_line: str) -> str:
     text = first_line.lstrip("\ufeff \t")
     if text.startswith("{"):
         return JSONL
-    if _FS_PREFIX.match(text):
+    if _FS_PREFIX.match(text) or _FS_SYSLOG_PREFIX.match(text):
         return FSLOG
     return CSV
 
@@ -422,8 +454,9 @@ class Trace:
 
     def _fslog(self, lines: Iterable[str]) -> Iterator[Event]:
         invites: Dict[str, Optional[str]] = {}  # call uuid ("" without uuids) -> source address
-        local = _LocalTime()
-        prefix = _FS_PREFIX.search
+        unknown: Dict[str, Event] = {}  # address -> its "Can't find user" failure, until SAME_ATTEMPT has passed
+        local = _LocalTime(_modified(self.path))
+        plain, syslog = _FS_PREFIX.match, _FS_SYSLOG_PREFIX.match
         number = events = 0
         try:
             for number, line in enumerate(lines, 1):
@@ -431,13 +464,13 @@ class Trace:
                     source = "sofia.c:"
                 elif " in context " in line:
                     source = "mod_dialplan_xml.c:"
-                elif "SIP auth failure (" in line:
+                elif "sofia_reg.c:" in line and ("SIP auth failure (" in line or _UNKNOWN_USER in line):
                     source = "sofia_reg.c:"
                 elif " Hangup " in line:
                     source = ""  # switch_channel.c's line, with the file and line of whoever hung up
                 else:
                     continue
-                match = prefix(line)
+                match = plain(line) or syslog(line)
                 if match is None or not match.group(4).startswith(source):
                     continue  # not a line FreeSWITCH wrote for a call (a SIP trace, another module)
                 uuid, seconds, fraction, _ = match.groups()
@@ -455,20 +488,46 @@ class Trace:
                         invites[uuid or ""] = _invite_source(message)
                         continue
                     if not source:
-                        yield when, END, None, "", None, None, None, None, uuid, None
-                        continue
-                    if source == "mod_dialplan_xml.c:":
+                        event: Event = (when, END, None, "", None, None, None, None, uuid, None)
+                    elif source == "mod_dialplan_xml.c:":
                         context, dialled = _dialplan_hunt(message)
-                        event: Event = (when, CALL, invites.get(uuid or ""), context, dialled, None, None, None,
-                                        uuid, UNTIL_HANGUP if uuid else None)
+                        event = (when, CALL, invites.get(uuid or ""), context, dialled, None, None, None,
+                                 uuid, UNTIL_HANGUP if uuid else None)
+                    elif message.startswith(_UNKNOWN_USER):
+                        address, user, failure = _unknown_user(message)
+                        event = (when, REGISTER_FAILURE, address, "", user, None, failure, None, None, None)
+                    elif _LEADING_FAILURE.match(message):
+                        continue  # a reason given first; the failure line itself follows
                     else:
                         address, user, failure = _auth_failure(message)
                         event = (when, REGISTER_FAILURE, address, "", user, None, failure, None, None, None)
                 except ValueError as exc:
                     self._bad(number, _message(exc))
                     continue
+                while unknown:  # an unknown user's failure line can no longer come: it had none
+                    waiting = next(iter(unknown.values()))
+                    if waiting[0] >= when - SAME_ATTEMPT:
+                        break
+                    del unknown[waiting[2]]  # type: ignore[arg-type]
+                    events += 1
+                    yield waiting
+                if event[1] is REGISTER_FAILURE:
+                    earlier = unknown.pop(address, None)
+                    unknown_user = failure[0] is None
+                    if earlier is not None and (unknown_user or abs(when - earlier[0]) > SAME_ATTEMPT):
+                        events += 1
+                        yield earlier  # not this failure line's attempt: counted on its own
+                    if unknown_user:  # its failure line may follow
+                        unknown[address] = event
+                        continue
+                elif event[1] is END:
+                    yield event
+                    continue
                 events += 1
                 yield event
+            for waiting in unknown.values():
+                events += 1
+                yield waiting
         finally:
             self.lines, self.events = number, events
 
@@ -511,24 +570,50 @@ class Trace:
 
 
 class _LocalTime:
-    """FreeSWITCH's ``YYYY-MM-DD HH:MM:SS`` local stamps as epoch seconds: one mktime a minute."""
+    """FreeSWITCH's local stamps, ``YYYY-MM-DD HH:MM:SS`` or ``MM-DD HH:MM:SS``, as epoch
+    seconds: one mktime a minute.
 
-    def __init__(self) -> None:
+    A stamp without a year gets the one fail2ban gives it (its strptime, with the file's
+    last change in place of the clock: replay never reads the clock): the year of
+    ``reference``, or the year before when that would put it more than a day after
+    ``reference`` (a December line in a file last written in January). Without a
+    ``reference`` (a CDR's stamps), a stamp without a year is bad.
+    """
+
+    def __init__(self, reference: Optional[float] = None) -> None:
         self._minutes: Dict[str, float] = {}
+        self._reference = reference
 
     def __call__(self, stamp: str) -> float:
-        minute, second = stamp[:16], stamp[17:]
-        if len(stamp) != 19 or stamp[16] != ":" or not second.isdigit() or second > "59":
+        minute, second = stamp[:-3], stamp[-2:]
+        if len(stamp) not in (14, 19) or stamp[-3] != ":" or not second.isdigit() or second > "59":
             raise TraceError(f"bad timestamp {stamp[:40]!r}")
         base = self._minutes.get(minute)
         if base is None:
             if len(self._minutes) >= 4096:
                 self._minutes.clear()
             try:
-                base = self._minutes[minute] = _local_seconds(minute + ":00")
+                base = self._minutes[minute] = self._minute(minute)
             except TraceError:
                 raise TraceError(f"bad timestamp {stamp!r}") from None
         return base + int(second)
+
+    def _minute(self, minute: str) -> float:
+        if len(minute) == 16 or self._reference is None:
+            return _local_seconds(minute + ":00")
+        year = time.localtime(self._reference).tm_year
+        when = _local_seconds(f"{year}-{minute}:00")
+        if when > self._reference + 86400:
+            when = _local_seconds(f"{year - 1}-{minute}:00")
+        return when
+
+
+def _modified(path: str) -> float:
+    """When the file was last written (a year-less stamp's reference); now for what has none."""
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return time.time()
 
 
 def _header_problem(names: Tuple[str, ...]) -> Optional[str]:
@@ -634,6 +719,22 @@ def _auth_failure(message: str) -> Tuple[str, str, Failure]:
     if not at:
         user, host = host, ""
     return address, user, (match.group(2), host, match.group(1))
+
+
+def _unknown_user(message: str) -> Tuple[str, str, Failure]:
+    """``Can't find user [USER@DOMAIN] from ADDR``: (ADDR, USER, (None, DOMAIN, None)).
+
+    Read from the right: ADDR (the socket's) is the last word; USER and DOMAIN come from the
+    caller's Authorization header and may hold anything, ``] from `` included. FreeSWITCH
+    goes on with two more lines of advice, which are not read.
+    """
+    head, sep, address = message.rstrip().rpartition("] from ")
+    if not sep or not address or " " in address:
+        raise TraceError("unknown-user line without \"Can't find user [...] from ADDR\"")
+    user, at, domain = head[len(_UNKNOWN_USER):].rpartition("@")
+    if not at:
+        user, domain = domain, ""
+    return address, user, (None, domain, None)
 
 
 def _message(exc: ValueError) -> str:
