@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,13 @@ def wheelhouse(tmp_path_factory):
     import python_support
 
     return python_support.wheelhouse(tmp_path_factory.mktemp("wheels"))
+
+
+@pytest.fixture
+def utc(monkeypatch):
+    """FreeSWITCH's log has local times; read them as UTC for exact expectations."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()

@@ -110,6 +110,19 @@ def read_annotated(path: Path) -> List[Annotated]:
     return result
 
 
+def read_samples(path: Path) -> List[List[Annotated]]:
+    """``read_annotated``, in samples: a blank line ends one."""
+    blank = {n for n, text in enumerate(path.read_text(encoding="utf-8").split("\n"), 1) if not text.strip()}
+    samples: List[List[Annotated]] = []
+    previous = 0
+    for annotated in read_annotated(path):
+        if not samples or any(previous < n < annotated.lineno for n in blank):
+            samples.append([])
+        samples[-1].append(annotated)
+        previous = annotated.lineno
+    return samples
+
+
 @dataclass(frozen=True)
 class Match:
     time: float
