@@ -455,7 +455,7 @@ class Trace:
     def _fslog(self, lines: Iterable[str]) -> Iterator[Event]:
         invites: Dict[str, Optional[str]] = {}  # call uuid ("" without uuids) -> source address
         unknown: Dict[str, Event] = {}  # address -> its "Can't find user" failure, until SAME_ATTEMPT has passed
-        local = _LocalTime(_modified(self.path))
+        local = _LocalTime(os.fstat(self._raw.fileno()).st_mtime)  # dates year-less stamps
         plain, syslog = _FS_PREFIX.match, _FS_SYSLOG_PREFIX.match
         number = events = 0
         try:
@@ -606,14 +606,6 @@ class _LocalTime:
         if when > self._reference + 86400:
             when = _local_seconds(f"{year - 1}-{minute}:00")
         return when
-
-
-def _modified(path: str) -> float:
-    """When the file was last written (a year-less stamp's reference); now for what has none."""
-    try:
-        return os.stat(path).st_mtime
-    except OSError:
-        return time.time()
 
 
 def _header_problem(names: Tuple[str, ...]) -> Optional[str]:
