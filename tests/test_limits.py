@@ -103,6 +103,17 @@ class TestKeys:
         config = limits_config(limit("acct", concurrent={"critical": 1}))
         assert for_call(config.limits, "default", "100", "192.0.2.1", None) == ([], ("ip:192.0.2.1",))
 
+    def test_a_call_without_a_source_address_counts_by_its_account_only(self):
+        """No valid socket address (a CDR, a garbage sip_network_ip): no source key and no
+        ``ip:`` identity, never one shared key for every such call."""
+        config = limits_config(limit("acct", concurrent={"critical": 1}),
+                               limit("ip", by="source_ip", concurrent={"critical": 1}))
+        checks, identities = for_call(config.limits, "default", "100", None, "1001@pbx.example")
+        assert [(c.limit.name, c.key, c.identity) for c in checks] == [
+            ("acct", "1001@pbx.example", "account:1001@pbx.example")]
+        assert identities == ("account:1001@pbx.example",)
+        assert for_call(config.limits, "default", "100", None, None) == ([], ())
+
     def test_account_prefix_keys_are_the_account_and_the_matched_prefix(self):
         config = limits_config(limit("premium", by="account_prefix", prefixes=["00882", "00883"], window=60,
                                      distinct_numbers={"critical": 3}))
