@@ -71,14 +71,13 @@ def _links() -> List[Link]:
     for page in PAGES:
         prose, _ = _prose_and_blocks(page)
         for line in prose:
-            found += [Link(page, target) for target in LINK.findall(line)]
+            found += [Link(page, target) for target in LINK.findall(line)
+                      if not re.match(r"^[a-z]+:", target)]  # a web address: not ours to check offline
     return found
 
 
 @pytest.mark.parametrize("link", _links(), ids=lambda link: f"{_rel(link.page)}->{link.target}")
 def test_every_link_leads_to_a_file_and_heading_that_exist(link):
-    if re.match(r"^[a-z]+:", link.target):
-        pytest.skip("external link")
     path, _, anchor = link.target.partition("#")
     target = (link.page.parent / path).resolve() if path else link.page
     assert target.exists(), f"{_rel(link.page)}: {link.target}: no such file"
