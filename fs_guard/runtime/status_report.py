@@ -38,6 +38,8 @@ COUNTERS = (
     stats.EVENTS_DROPPED,
     stats.ERRORS,
     stats.CONFIG_WAIT_TIMEOUTS,
+    stats.CONFIG_LOADS,
+    stats.CONFIG_LOAD_ERRORS,
 )
 
 
