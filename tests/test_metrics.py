@@ -303,6 +303,13 @@ class TestTheNumbers:
         assert value(samples, "fs_guard_limit_keys_tracked") == 1
         assert value(samples, "fs_guard_limit_keys_max") == 100_000
 
+    def test_every_configured_limit_has_its_hit_series_from_zero(self, write_config):
+        write_config({"limits": [{"name": "burst", "by": "source_ip", "window": 60, "calls": {"critical": 5}}]})
+        samples = parse(status_prometheus())
+        assert value(samples, "fs_guard_limit_hits_total", limit="burst", level="warning") == 0
+        assert value(samples, "fs_guard_limit_hits_total", limit="burst", level="critical") == 0
+        assert value(samples, "fs_guard_limit_blocked_keys", limit="burst", by="source_ip") == 0
+
     def test_a_bad_file_shows_the_config_invalid_and_counts_the_error(self, write_config, call):
         write_config({"deny_prefix": ["00"]})
         call("12345")

@@ -29,6 +29,7 @@ from prometheus_client.registry import CollectorRegistry
 from fs_guard import __version__
 from fs_guard.runtime import sofia_events, state, stats
 from fs_guard.runtime.config import ClusterSettings, Config, ConfigStore
+from fs_guard.runtime.limits import CRITICAL, WARNING
 from fs_guard.runtime.tally import Tally
 
 PREFIX = "fs_guard_"
@@ -51,7 +52,8 @@ COUNTERS: Dict[str, Tuple[str, str]] = {
 }
 #: Offences that wrote no ban line, by why (``fs_guard_offences_not_banned_total``).
 NOT_BANNED = {stats.NOT_BANNED_TRUSTED: "trusted_network", stats.NOT_BANNED_BAD_ADDRESS: "bad_address"}
-LIMIT_COUNTER = re.compile(r"limit\.(.+)\.(warning|critical)")
+LEVELS = (WARNING, CRITICAL)
+LIMIT_COUNTER = re.compile(rf"limit\.(.+)\.({WARNING}|{CRITICAL})")
 PLAIN_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
@@ -70,7 +72,7 @@ class Collector:
         yield _gauge("event_hook_up", "1 while the fs_guard.events startup-script runs.",
                      int(sofia_events.started_at() is not None))
         yield from _calls(source.STATS.calls())
-        yield from _counters(counters)
+        yield from _counters(counters, config)
         yield from _config(source.CONFIG)
         yield from _limits(source.TALLY, config)
         if config.cluster is not None:
@@ -115,21 +117,25 @@ def _calls(calls: Dict[stats.CallKey, int]) -> Iterator[Metric]:
     return iter((screened, accepted, rejected, would))
 
 
-def _counters(counters: Dict[str, int]) -> Iterator[Metric]:
+def _counters(counters: Dict[str, int], config: Config) -> Iterator[Metric]:
     not_banned = CounterMetricFamily(PREFIX + "offences_not_banned",
                                      "Offences that wrote no ban line, by why (trusted network, no valid address).",
                                      labels=["why"])
     hits = CounterMetricFamily(PREFIX + "limit_hits", "Fraud-limit hits, by limit and level.", labels=["limit", "level"])
     for name, why in NOT_BANNED.items():
         not_banned.add_metric([why], counters.get(name, 0))
+    # Every configured limit's series from 0, so that its first hit is an increase an alert sees.
+    hit_counts = {(limit.name, level): 0 for limit in config.limits.limits for level in LEVELS}
     for name, (metric, text) in COUNTERS.items():
         yield _counter(metric, text, counters.get(name, 0))
     for name, value in sorted(counters.items()):
         limit = LIMIT_COUNTER.fullmatch(name)
         if limit is not None:
-            hits.add_metric([limit.group(1), limit.group(2)], value)
+            hit_counts[(limit.group(1), limit.group(2))] = value
         elif name not in COUNTERS and name not in NOT_BANNED and not _is_call_total(name) and PLAIN_NAME.fullmatch(name):
             yield _counter(name, f"fs-guard's {name} counter (fs_guard.status).", value)
+    for (limit_name, level), value in sorted(hit_counts.items()):
+        hits.add_metric([limit_name, level], value)
     yield not_banned
     yield hits
 
