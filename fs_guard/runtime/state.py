@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
+from fs_guard.runtime import stats
 from fs_guard.runtime.banlog import BanLog
 from fs_guard.runtime.config import ConfigStore
 from fs_guard.runtime.ratelimit import RateLimiter
-from fs_guard.runtime import stats
 from fs_guard.runtime.stats import Counters
 from fs_guard.runtime.tally import Tally
 
