@@ -355,7 +355,7 @@ class TestTheNumbers:
         assert labels <= {"context", "reason", "why", "limit", "level", "by", "version", "python"}
 
     def test_contexts_beyond_the_bound_are_counted_as_other(self, call, monkeypatch):
-        monkeypatch.setattr(stats, "MAX_CALL_KEYS", 3)
+        monkeypatch.setattr(stats, "MAX_CONTEXTS", 3)
         for index in range(6):
             call("12345", context=f"ctx{index}")
         samples = parse(status_prometheus())
