@@ -20,14 +20,14 @@ import platform
 import re
 import time
 from types import ModuleType
-from typing import Dict, Iterator, Tuple
+from typing import Callable, Dict, Iterator, Optional, Tuple
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from fs_guard import __version__
-from fs_guard.runtime import sofia_events, state, stats
+from fs_guard.runtime import state, stats
 from fs_guard.runtime.config import ClusterSettings, Config, ConfigStore
 from fs_guard.runtime.limits import CRITICAL, WARNING
 from fs_guard.runtime.tally import Tally
@@ -57,10 +57,16 @@ LIMIT_COUNTER = re.compile(rf"limit\.(.+)\.({WARNING}|{CRITICAL})")
 PLAIN_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
+#: When the event hook started, or None: ``fs_guard.runtime.sofia_events.started_at``, passed in
+#: by the hook's endpoint and by the status command (the hook imports this module, not the reverse).
+HookStarted = Callable[[], Optional[float]]
+
+
 class Collector:
     """Reads ``source`` (the ``fs_guard.runtime.state`` module, or a stand-in) at every collect."""
 
-    def __init__(self, source: ModuleType = state) -> None:
+    def __init__(self, hook_started: HookStarted, source: ModuleType = state) -> None:
+        self._hook_started = hook_started
         self._source = source
 
     def collect(self) -> Iterator[Metric]:
@@ -70,7 +76,7 @@ class Collector:
         yield _build_info()
         yield _gauge("start_time_seconds", "When the counters started (the module's load).", source.STATS.started)
         yield _gauge("event_hook_up", "1 while the fs_guard.events startup-script runs.",
-                     int(sofia_events.started_at() is not None))
+                     int(self._hook_started() is not None))
         yield from _calls(source.STATS.calls())
         yield from _counters(counters, config)
         yield from _config(source.CONFIG)
@@ -184,16 +190,15 @@ def _cluster(settings: ClusterSettings) -> Iterator[Metric]:
         yield _gauge("cluster_round_trip_seconds", "One PING to the cluster's Redis, timed at this scrape.", round_trip)
 
 
-_REGISTRY = CollectorRegistry(auto_describe=False)
-_REGISTRY.register(Collector())
+def registry(hook_started: HookStarted) -> CollectorRegistry:
+    """What the endpoint serves: fs-guard's collector alone."""
+    served = CollectorRegistry(auto_describe=False)
+    served.register(Collector(hook_started))
+    return served
 
 
-def exposition() -> str:
-    """The text Prometheus scrapes (and node_exporter's textfile collector reads)."""
-    return generate_latest(_REGISTRY).decode("utf-8")
-
-
-def registry() -> CollectorRegistry:
-    """The registry the endpoint serves: the same collector as ``exposition``."""
-    return _REGISTRY
+def exposition(hook_started: HookStarted) -> str:
+    """The text Prometheus scrapes (and node_exporter's textfile collector reads): the same
+    collector as the endpoint's."""
+    return generate_latest(registry(hook_started)).decode("utf-8")
 

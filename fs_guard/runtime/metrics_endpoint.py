@@ -15,7 +15,7 @@ import socket
 import socketserver
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from fs_guard.runtime import banlog, host, state
@@ -37,9 +37,11 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class Endpoint:
-    """One HTTP server on the configured address, or none."""
+    """One HTTP server on the configured address, or none; ``hook_started`` is the hook's
+    ``started_at`` (served as ``fs_guard_event_hook_up``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, hook_started: Callable[[], Optional[float]]) -> None:
+        self._hook_started = hook_started
         self._settings: Optional[MetricsSettings] = None  # what is served, or was tried last
         self._server: Any = None
         self._thread: Optional[threading.Thread] = None
@@ -73,7 +75,7 @@ class Endpoint:
         try:
             from fs_guard.runtime import metrics  # imports prometheus_client: only when configured
 
-            self._server = _server(settings, metrics.registry())
+            self._server = _server(settings, metrics.registry(self._hook_started))
         except ImportError as exc:
             self._failed(settings, f"prometheus_client cannot be imported ({exc}): {METRICS_EXTRA}", quiet)
             return

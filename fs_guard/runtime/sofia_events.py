@@ -75,7 +75,7 @@ def serve() -> None:
         _started_at = time.time()
         host.console("notice", "fs-guard: register-failure hook started")
         follower = _Follower()
-        endpoint = Endpoint()
+        endpoint = Endpoint(started_at)
         try:
             state.CONFIG.preload()  # before calls come: the first ones need not read it, nor connect
             _consume(consumer, follower, endpoint)

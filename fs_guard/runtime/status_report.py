@@ -68,7 +68,7 @@ def _prometheus() -> str:
         from fs_guard.runtime import metrics  # imports prometheus_client: only when asked for
     except ImportError:
         return f"-ERR prometheus_client is not installed: {METRICS_EXTRA}\n"
-    return metrics.exposition()
+    return metrics.exposition(sofia_events.started_at)
 
 
 def unblock(key: str) -> Dict[str, Any]:
