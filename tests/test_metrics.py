@@ -141,8 +141,8 @@ class TestTheSetting:
         with pytest.raises(ConfigError) as error:
             load_config(str(write_config({"metrics": {}})))
         assert error.value.errors == ("fail2ban.metrics: needs the prometheus_client library, which is not "
-                                      "installed: pip install 'fs-guard[metrics]'",)
-        assert config_module.METRICS_EXTRA == "pip install 'fs-guard[metrics]'"
+                                      "installed: pip install 'fs-guard[metrics]' (for FreeSWITCH, from the source "
+                                      "directory: fs-guard install --package '.[metrics]')",)
 
 
 class TestTheEndpoint:
@@ -246,7 +246,8 @@ class TestTheNumbers:
         without_prometheus_client(monkeypatch)
         monkeypatch.delitem(sys.modules, "fs_guard.runtime.metrics", raising=False)
         monkeypatch.delattr(fs_guard.runtime, "metrics", raising=False)
-        assert status_prometheus() == "-ERR prometheus_client is not installed: pip install 'fs-guard[metrics]'\n"
+        assert status_prometheus() == ("-ERR prometheus_client is not installed: pip install 'fs-guard[metrics]' (for "
+                                       "FreeSWITCH, from the source directory: fs-guard install --package '.[metrics]')\n")
 
     def test_json_and_prometheus_together_print_the_usage(self):
         assert modpython.run_api("fs_guard.status json prometheus").startswith("-ERR usage:")

@@ -84,7 +84,8 @@ class ClusterSettings:
 #: outside Prometheus' exporter port allocations (9100-9999 is fully allocated, new ones go
 #: from 10000 up), FreeSWITCH's own ports and its RTP range (16384-32768).
 DEFAULT_METRICS_LISTEN = "127.0.0.1:15248"
-METRICS_EXTRA = "pip install 'fs-guard[metrics]'"
+METRICS_EXTRA = ("pip install 'fs-guard[metrics]' (for FreeSWITCH, from the source directory: "
+                 "fs-guard install --package '.[metrics]')")
 
 
 @dataclass(frozen=True)
