@@ -1,5 +1,5 @@
 #!/bin/sh
-# Create .venv with fs-guard installed (editable, with the test tools, redis-py and plotly). Safe to re-run.
+# Create .venv with fs-guard installed (editable, with the test tools, redis-py, plotly and prometheus_client). Safe to re-run.
 # On a fresh Debian machine run as root it first installs python3-venv if missing.
 set -eu
 cd "$(dirname "$0")/.."
@@ -12,4 +12,4 @@ if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
     fi
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,cluster,report]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,cluster,report,metrics]'

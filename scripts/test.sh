@@ -1,8 +1,8 @@
 #!/bin/sh
-# Run the whole test suite: sets up .venv, installs fail2ban, redis-server and chromium (the HTML
-# replay report is opened in it) from Debian's packages when they are missing and we are root,
-# then runs pytest. Extra arguments go to pytest.
-# The tests start their own private redis-server; no Redis service is needed or touched.
+# Run the whole test suite: sets up .venv, installs fail2ban, redis-server, chromium (the HTML
+# replay report is opened in it) and prometheus from Debian's packages when they are missing and
+# we are root, then runs pytest. Extra arguments go to pytest.
+# The tests start their own private redis-server and prometheus; no such service is needed or touched.
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/setup.sh
@@ -27,4 +27,5 @@ if [ ! -e "$libpython" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null;
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "libpython$version" >/dev/null || true
 fi
 need chromium chromium FS_GUARD_REQUIRE_CHROMIUM
+need prometheus prometheus FS_GUARD_REQUIRE_PROMETHEUS
 exec .venv/bin/python -m pytest "$@"

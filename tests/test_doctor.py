@@ -594,6 +594,11 @@ def test_a_metrics_endpoint_that_is_not_fs_guards(live, fail2ban, metrics_server
                                        "not fs-guard's endpoint"
 
 
+def test_a_metrics_setting_without_listen_is_looked_for_at_its_default_address(live, fail2ban, metrics_server):
+    findings = examine(live, fail2ban.socket, read_config=_with(live, {"metrics": {}}))
+    assert findings["metrics"].what.startswith("http://127.0.0.1:15248/metrics ")
+
+
 def test_a_metrics_endpoint_that_does_not_answer(live, fail2ban):
     listen = f"127.0.0.1:{free_port()}"
     findings = broken(examine(live, fail2ban.socket, read_config=_with(live, {"metrics": {"listen": listen}})))

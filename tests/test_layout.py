@@ -54,7 +54,32 @@ def test_freeswitch_imports_only_the_entry_points_and_the_runtime_package(tmp_pa
     # jsonschema validates the file; the fake freeswitch module and the test's own
     # modpython/fsctl are the host; redis is imported only with a cluster setting.
     assert "redis" not in top_level and "plotly" not in top_level
+    assert "prometheus_client" not in top_level and "fs_guard.runtime.metrics" not in imported
     assert {"freeswitch", "modpython", "fsctl", "jsonschema"} <= top_level
+
+
+# Places calls only, as the dialplan does, with a metrics setting in the configuration.
+CALLS_ONLY = """
+import json, sys
+import fsctl
+fsctl.reset({'conf_dir': sys.argv[1], 'log_dir': sys.argv[1]})
+from modpython import run_app
+for number in ('0044', '12345'):
+    run_app('fs_guard.screen', fsctl.call_session(destination_number=number, context='public',
+                                                  sip_network_ip='192.0.2.1'))
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_the_call_path_never_imports_the_metrics_even_when_they_are_configured(tmp_path):
+    (tmp_path / "fs_guard.json").write_text(json.dumps({"fail2ban": {"metrics": {"listen": "127.0.0.1:15248"}}}))
+    result = subprocess.run([sys.executable, "-c", CALLS_ONLY, str(tmp_path)], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "PYTHONPATH": FAKES})
+    assert result.returncode == 0, result.stderr
+    imported = json.loads(result.stdout)
+    assert "fs_guard.runtime.screening" in imported
+    assert not [name for name in imported if name.split(".")[0] == "prometheus_client"]
+    assert "fs_guard.runtime.metrics" not in imported
 
 
 def test_each_module_is_in_the_group_for_where_it_runs():

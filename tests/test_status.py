@@ -92,7 +92,7 @@ class TestTheReport:
         assert sys.modules["fs_guard.status"] is first  # reloaded in place; the state lives elsewhere
 
     def test_an_unknown_word_prints_the_usage(self):
-        usage = "-ERR usage: python fs_guard.status [reload] [json] | unblock KEY [json]\n"
+        usage = "-ERR usage: python fs_guard.status [reload] [json | prometheus] | unblock KEY [json]\n"
         assert status("relaod") == usage
         assert status("unblock") == status("unblock a b") == status("json unblock a") == usage
 
@@ -126,6 +126,8 @@ class TestCounters:
             "events_dropped": 0,
             "errors": 0,
             "config_wait_timeouts": 0,
+            "config_loads": 0,
+            "config_load_errors": 0,
         }
         text = status()
         assert "\n  rejected.deny_prefix    2\n" in text and "\n  register_failures       2\n" in text

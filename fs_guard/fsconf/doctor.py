@@ -30,7 +30,7 @@ from fs_guard.fsconf import fsmodel, fsxml
 from fs_guard.fsconf.install import DEFAULT_CONTEXTS, JAIL_FILE
 from fs_guard.fsconf.live import FS_CLI, FS_CLI_TIMEOUT, EventSocket, Fail2banClient, FreeSwitchApi, FsCli, Reply
 from fs_guard.runtime import host
-from fs_guard.runtime.config import ClusterSettings, Config, ConfigError, load_config
+from fs_guard.runtime.config import ClusterSettings, Config, ConfigError, MetricsSettings, load_config
 
 OK = "ok"
 PROBLEM = "problem"
@@ -470,12 +470,12 @@ def check_cluster(config: Config, report: Mapping[str, Any], ping: Callable[[Clu
     return ok("cluster", f"{settings.shown_url}: {what}")
 
 
-def check_metrics(section: Mapping[str, Any], fetch: Callable[[str, float], Tuple[Optional[int], str]]) -> Finding:
+def check_metrics(settings: Optional[MetricsSettings],
+                  fetch: Callable[[str, float], Tuple[Optional[int], str]]) -> Finding:
     """The ``metrics`` setting's endpoint answers with fs-guard's metrics."""
-    metrics = section.get("metrics")
-    if not metrics:
+    if settings is None:
         return Finding("metrics", SKIPPED, "not configured")
-    url = f"http://{metrics.get('listen')}/metrics"
+    url = settings.url  # the address the hook listens on, default included
     status, body = fetch(url, HTTP_TIMEOUT)
     fix = ('the fs_guard.events hook serves it: see "register hook" above and FreeSWITCH\'s log '
            "(grep fs-guard freeswitch.log)")
@@ -533,7 +533,7 @@ def examine(probes: Probes, cli_config: str, contexts: Sequence[str] = DEFAULT_C
     if config is None:
         return findings + _not_reached(("cluster", "metrics"), "the configuration file is not good")
     findings.append(check_cluster(config, report, probes.ping))
-    findings.append(check_metrics(config.raw, probes.fetch))
+    findings.append(check_metrics(config.metrics, probes.fetch))
     return findings
 
 

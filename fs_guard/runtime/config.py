@@ -7,6 +7,7 @@ stays in force and the error is kept for ``fs_guard.status`` and ``check-config`
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import json
 import os
@@ -79,6 +80,48 @@ class ClusterSettings:
         return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
+#: The ``metrics`` setting: where the endpoint listens unless ``listen`` says otherwise. Loopback;
+#: outside Prometheus' exporter port allocations (9100-9999 is fully allocated, new ones go
+#: from 10000 up), FreeSWITCH's own ports and its RTP range (16384-32768).
+DEFAULT_METRICS_LISTEN = "127.0.0.1:15248"
+METRICS_EXTRA = ("pip install 'fs-guard[metrics]' (for FreeSWITCH, from the source directory: "
+                 "fs-guard install --package '.[metrics]')")
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """Where the event hook serves Prometheus' text format (``fs_guard.runtime.metrics_endpoint``)."""
+
+    host: str  # an IP address
+    port: int
+
+    @property
+    def listen(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.listen}/metrics"
+
+
+def parse_listen(text: str) -> Optional[MetricsSettings]:
+    """``HOST:PORT`` (``[IPv6]:PORT``; ``localhost``; a bare PORT is loopback), or None."""
+    host, colon, port = text.rpartition(":")
+    if not colon:
+        host, port = "127.0.0.1", text
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if host == "localhost":
+        host = "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if not port.isdigit() or not 0 < int(port) < 65536 or getattr(address, "scope_id", None):
+        return None
+    return MetricsSettings(str(address), int(port))
+
+
 class ConfigError(Exception):
     """A configuration that must not take effect; ``errors`` name each field's path."""
 
@@ -101,6 +144,7 @@ class Config:
     raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
     limits: LimitSet = NO_LIMITS
     cluster: Optional[ClusterSettings] = None  # None: limits and bans are this node's alone
+    metrics: Optional[MetricsSettings] = None  # None: no metrics endpoint
 
     def rules_for(self, context: str) -> Rules:
         return self.contexts.get(context, self.base)
@@ -220,6 +264,19 @@ def ban_log_path(filename: str, log_dir: str) -> str:
     return filename if os.path.isabs(filename) else os.path.join(log_dir, filename)
 
 
+def _metrics(values: Optional[Mapping[str, Any]]) -> Tuple[Optional[MetricsSettings], List[str]]:
+    if values is None:
+        return None, []
+    listen = values.get("listen", DEFAULT_METRICS_LISTEN)
+    settings = parse_listen(listen)
+    if settings is None:
+        return None, [f"fail2ban.metrics.listen: {escape(listen)!r} is not HOST:PORT (an IP address and a port, "
+                      f"e.g. {DEFAULT_METRICS_LISTEN})"]
+    if importlib.util.find_spec("prometheus_client") is None:
+        return None, [f"fail2ban.metrics: needs the prometheus_client library, which is not installed: {METRICS_EXTRA}"]
+    return settings, []
+
+
 def compile_config(section: Mapping[str, Any], source: Optional[str]) -> Config:
     """Compile a validated ``fail2ban`` object; raises ConfigError for semantic errors."""
     merged = {**DEFAULTS, **section}
@@ -228,6 +285,8 @@ def compile_config(section: Mapping[str, Any], source: Optional[str]) -> Config:
     errors += limit_errors
     cluster, cluster_errors = _cluster(section.get("cluster"))
     errors += cluster_errors
+    metrics, metrics_errors = _metrics(section.get("metrics"))
+    errors += metrics_errors
     if errors:
         raise ConfigError(source or "<built-in>", errors)
     base = _rules(merged)
@@ -245,6 +304,7 @@ def compile_config(section: Mapping[str, Any], source: Optional[str]) -> Config:
         raw=dict(section),
         limits=limits,
         cluster=cluster,
+        metrics=metrics,
     )
 
 
@@ -382,6 +442,8 @@ class ConfigStore:
         self._first_done = threading.Event()
         self._count_lock = threading.Lock()
         self.first_load_timeouts = 0
+        self.loads = 0  # files loaded
+        self.load_errors = 0  # files (or their absence) that did not take effect
 
     @property
     def state(self) -> LoadState:
@@ -462,10 +524,12 @@ class ConfigStore:
             self._fail(previous, f"{path}: cannot load ({type(exc).__name__}: {exc}); {kept}")
             return
         self._state = LoadState(config, path, time.time(), None, None)
+        self.loads += 1
         host.console("notice", f"fs-guard: loaded configuration {_printable(path)}")
 
     def _fail(self, previous: LoadState, error: str) -> None:
         self._state = LoadState(previous.config, previous.path, previous.loaded_at, error, time.time())
+        self.load_errors += 1
         host.console("err", f"fs-guard: configuration error: {_printable(error)}")
 
 

@@ -90,7 +90,7 @@ def screen(session: Any, config: Config, rules: Rules, context: str, number: str
     session.hangup(HANGUP_CAUSE)
     if not outcome.hits:  # a call of a blocked key: no new hit, the block rejects it
         state.STATS.add(stats.LIMIT_BLOCKED_CALLS)
-    state.STATS.add_each(stats.CALLS_REJECTED, stats.REJECTED_PREFIX + LIMIT)
+    state.STATS.add_call(stats.REJECTED_PREFIX + LIMIT, context)
     raw_ip = get("sip_network_ip") or get("network_addr")
     penalty.impose(config, rules, LIMIT, raw_ip, offence.limit_fields(limit.name, context, number, user_agent),
                    ban=limit.ban)

@@ -22,6 +22,9 @@ It also consumes ``CHANNEL_HANGUP_COMPLETE``, which FreeSWITCH fires once for ev
 channel however it ends, to free the ended call's concurrent-call slots of the fraud
 limits (``fs_guard.runtime.limiter``), in Redis too when the node is part of a cluster.
 
+With a ``metrics`` setting it also serves Prometheus' text format over HTTP
+(``fs_guard.runtime.metrics_endpoint``), started and stopped with the hook.
+
 With a ``cluster`` configured it also runs the cluster's ban follower
 (``fs_guard.runtime.cluster.follow``: other nodes' ban lines into this node's ban log) in a
 thread of its own, started once a configuration names a cluster and joined before
@@ -37,6 +40,7 @@ import time
 from typing import Any, Optional
 
 from fs_guard.runtime import errors, host, offence, penalty, state, stats
+from fs_guard.runtime.metrics_endpoint import Endpoint
 from fs_guard.runtime.rules import REGISTER_FAILURE, SCANNER_USER_AGENT, scanner_user_agent
 
 REGISTER_FAILURE_EVENT = "sofia::register_failure"
@@ -71,11 +75,13 @@ def serve() -> None:
         _started_at = time.time()
         host.console("notice", "fs-guard: register-failure hook started")
         follower = _Follower()
+        endpoint = Endpoint(started_at)
         try:
             state.CONFIG.preload()  # before calls come: the first ones need not read it, nor connect
-            _consume(consumer, follower)
+            _consume(consumer, follower, endpoint)
         finally:
             _started_at = None
+            endpoint.stop()
             follower.stop()
             _close(consumer)
     finally:
@@ -118,11 +124,12 @@ class _Follower:
             self._thread.join(FOLLOWER_JOIN)
 
 
-def _consume(consumer: Any, follower: _Follower) -> None:
+def _consume(consumer: Any, follower: _Follower, endpoint: Endpoint) -> None:
     while host.running():
         event = None
         try:
             follower.look()
+            endpoint.look()
             event = consumer.pop(1, SLICE_MS)
             if event is not None:
                 handle(event)

@@ -6,8 +6,9 @@ configuration cache, one ban-log writer, one set of counters.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
+from fs_guard.runtime import stats
 from fs_guard.runtime.banlog import BanLog
 from fs_guard.runtime.config import ConfigStore
 from fs_guard.runtime.ratelimit import RateLimiter
@@ -24,3 +25,13 @@ TALLY = Tally()
 CLUSTER: Optional[Any] = None
 #: Internal errors are reported at most once a second, however many calls hit them.
 ERROR_REPORTS = RateLimiter(1.0)
+
+
+def counters() -> Dict[str, int]:
+    """Every counter, as ``fs_guard.status`` and the metrics show them: STATS's, and the
+    configuration store's own."""
+    values = STATS.snapshot()
+    values[stats.CONFIG_WAIT_TIMEOUTS] = CONFIG.first_load_timeouts
+    values[stats.CONFIG_LOADS] = CONFIG.loads
+    values[stats.CONFIG_LOAD_ERRORS] = CONFIG.load_errors
+    return values

@@ -1,5 +1,6 @@
 """What ``fs_guard.status`` answers: counters since load, the configuration in force, its last
-error, and the fraud limits' hottest keys and blocks; ``unblock KEY`` lifts a block.
+error, and the fraud limits' hottest keys and blocks; ``unblock KEY`` lifts a block;
+``prometheus`` prints the metrics endpoint's text instead (``fs_guard.runtime.metrics``).
 
 One report (a dict) is built per command and printed either as text or as JSON, so the
 two never disagree.
@@ -15,10 +16,10 @@ from typing import Any, Dict, List, Optional
 from fs_guard import __version__
 
 from fs_guard.runtime import banlog, sofia_events, state, stats
-from fs_guard.runtime.config import LoadState, locate_config
+from fs_guard.runtime.config import METRICS_EXTRA, LoadState, locate_config
 
-USAGE = "usage: python fs_guard.status [reload] [json] | unblock KEY [json]"
-WORDS = ("reload", "json")
+USAGE = "usage: python fs_guard.status [reload] [json | prometheus] | unblock KEY [json]"
+WORDS = ("reload", "json", "prometheus")
 #: Keys listed per limit, hottest first (like Kamailio's pike.top).
 HOTTEST = 5
 #: Shown even at zero, in this order; ``rejected.<reason>`` counters follow ``calls_rejected``.
@@ -37,6 +38,8 @@ COUNTERS = (
     stats.EVENTS_DROPPED,
     stats.ERRORS,
     stats.CONFIG_WAIT_TIMEOUTS,
+    stats.CONFIG_LOADS,
+    stats.CONFIG_LOAD_ERRORS,
 )
 
 
@@ -49,13 +52,23 @@ def answer(args: str) -> str:
             return f"-ERR {USAGE}\n"
         unblocked = unblock(words[1])
         words = words[2:]
-    if any(word not in WORDS for word in words):
+    if any(word not in WORDS for word in words) or {"json", "prometheus"} <= set(words):
         return f"-ERR {USAGE}\n"
     reloaded = state.CONFIG.reload() if "reload" in words else None
+    if "prometheus" in words:
+        return _prometheus()
     data = report(reloaded)
     if unblocked is not None:
         data["unblock"] = unblocked
     return json.dumps(data, indent=2) + "\n" if "json" in words else render(data)
+
+
+def _prometheus() -> str:
+    try:
+        from fs_guard.runtime import metrics  # imports prometheus_client: only when asked for
+    except ImportError:
+        return f"-ERR prometheus_client is not installed: {METRICS_EXTRA}\n"
+    return metrics.exposition(sofia_events.started_at)
 
 
 def unblock(key: str) -> Dict[str, Any]:
@@ -88,9 +101,7 @@ def report(reloaded: Optional[LoadState] = None) -> Dict[str, Any]:
     data["ban_log"] = config.ban_log_path
     data["register_failure_hook"] = {"running": hook is not None, "since": _iso(hook)}
     data["counters_since"] = _iso(state.STATS.started)
-    counters = state.STATS.snapshot()
-    counters[stats.CONFIG_WAIT_TIMEOUTS] = state.CONFIG.first_load_timeouts
-    data["counters"] = _ordered(counters)
+    data["counters"] = _ordered(state.counters())
     data["limits"] = _limits(config, hook is not None)
     data["cluster"] = None
     if config.cluster is not None:

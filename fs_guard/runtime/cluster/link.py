@@ -13,7 +13,7 @@ import itertools
 import os
 import threading
 import time
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 from fs_guard.runtime import banlog
 from fs_guard.runtime.cluster.health import CONNECTING, UP, Health, Misconfigured, describe
@@ -80,6 +80,18 @@ class Link:
                 client.connection_pool.disconnect(inuse_connections=False)
             except Exception:
                 pass
+
+    def round_trip(self) -> Optional[float]:
+        """Seconds one PING takes now (the metrics endpoint asks at each scrape); None when it fails."""
+        if self.client is None:
+            return None
+        began = time.perf_counter()
+        try:
+            self.client.ping()
+        except Exception as exc:
+            self.failed(exc)
+            return None
+        return time.perf_counter() - began
 
     def close(self) -> None:
         for client in (self.client, self.reader):
