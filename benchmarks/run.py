@@ -19,6 +19,7 @@ use_fake_freeswitch()
 
 import bench_cluster  # noqa: E402
 import bench_core  # noqa: E402
+import bench_destinations  # noqa: E402
 import bench_events  # noqa: E402
 import bench_limits  # noqa: E402
 import bench_replay  # noqa: E402
@@ -28,7 +29,8 @@ import bench_screen  # noqa: E402
 
 def main() -> int:
     rows = []
-    for module in (bench_rules, bench_screen, bench_limits, bench_cluster, bench_core, bench_events, bench_replay):
+    for module in (bench_rules, bench_screen, bench_destinations, bench_limits, bench_cluster, bench_core, bench_events,
+                   bench_replay):
         print(f"running {module.__name__} ...", file=sys.stderr, flush=True)
         rows.extend(module.run())
     print(f"Machine: {machine()}\n")

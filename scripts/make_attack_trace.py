@@ -16,7 +16,14 @@ and 2001:db8::/32):
 - a stolen credential: at night, from an address never seen before, the office's account
   1003@pbx.example dials dozens of different numbers in one international premium range
   (Thuraya, 0088216...) in three bursts, in the ``default`` context, each call kept up for
-  many minutes: revenue-share fraud that no static rule of an office calling abroad stops.
+  many minutes: revenue-share fraud that no static rule of an office calling abroad stops;
+- a hacked phone's account (1006@pbx.example), used from outside in the evening, dialling
+  UK premium-rate numbers in national format (09098...): the number type rule rejects them;
+- another stolen account (1008@pbx.example) calling one number in each of eight countries in
+  twenty minutes, some on public IRSF lists: the distinct-countries limit alerts.
+
+The office is in London: it dials London numbers in national format (020...) and, a few
+times a day, geographic numbers abroad after 00; none is premium rate or shared cost.
 
 Calls carry their ``duration`` and, when authenticated, their ``account``. Deterministic:
 a fixed seed and gzip without a timestamp give the same bytes every run. Also writes the
@@ -55,6 +62,8 @@ SERVER = "198.51.100.1"
 DOMAIN = "pbx.example"
 STOLEN = "1003"  # the office account whose password is stolen
 FRAUDSTER = "203.0.113.150"
+PREMIUM_PUMPER, PUMPER = "1006", "203.0.113.160"  # the hacked phone's account, and where it is used from
+FANOUT_ACCOUNT, FANOUT_FROM = "1008", "203.0.113.170"  # the account that fans out over countries
 
 Event = Dict[str, object]
 
@@ -92,6 +101,27 @@ def _international(rng: random.Random, prefix: str) -> str:
     return prefix + country + "".join(rng.choice("0123456789") for _ in range(rng.randint(6, 10)))
 
 
+def _london(value: int) -> str:
+    """A London number in national format (020 3/7/8 and seven digits: valid, geographic)."""
+    return f"020{'378'[value % 3]}{value // 3 % 10 ** 7:07d}"
+
+
+#: Where the office calls abroad: a geographic range of each country, after 00.
+_ABROAD = {"0044": "0044207", "0033": "00331", "0049": "004930", "0039": "003906"}
+
+
+def _abroad(prefix: str, value: int) -> str:
+    """A valid geographic number abroad (London, Paris, Berlin, Rome): never premium or shared cost."""
+    head = _ABROAD[prefix]
+    return head + f"{value % 10 ** 7:07d}" + ("" if prefix == "0044" else str(value // 10 ** 7 % 10))
+
+
+#: The fan-out: one number in each of eight countries, four of them on public IRSF lists
+#: (docs/destinations.md): Latvia, Cuba, the Dominican Republic, Slovenia.
+FANOUT_NUMBERS = ["0037163123456", "005371234567", "0018092345678", "0038612345678", "00212520123456",
+                  "0094112345678", "0097122345678", "00966112345678"]
+
+
 def generate(seed: int = SEED, scale: int = 1) -> List[Event]:
     """The trace's events, in time order; ``scale`` offices and ``scale`` times each attack."""
     rng = random.Random(seed)
@@ -108,12 +138,12 @@ def generate(seed: int = SEED, scale: int = 1) -> List[Event]:
         for at, abroad in sorted(hours):
             account, ip, ua = rng.choice([person for person in office if busy[person[0]] <= at] or office)
             if abroad:
-                number = rng.choice(["0044", "0033", "0049", "0039"]) + str(rng.randint(10 ** 8, 10 ** 10 - 1))
+                number = _abroad(rng.choice(["0044", "0033", "0049", "0039"]), rng.randint(10 ** 8, 10 ** 10 - 1))
                 duration = rng.randint(60, 900)
             elif rng.random() < 0.5:
                 number, duration = str(rng.randint(1000, 1019)), rng.randint(10, 180)
             else:
-                number, duration = "0" + str(rng.randint(2 * 10 ** 9, 10 ** 10 - 1)), rng.randint(30, 480)
+                number, duration = _london(rng.randint(2 * 10 ** 9, 10 ** 10 - 1)), rng.randint(30, 480)
             busy[account] = max(busy[account], at + duration)
             day.call(at, ip, "default", number, ua, duration, account)
         trunk = "198.51.100.200" if n == 0 else f"2001:db8:5::{n:x}"
@@ -157,6 +187,21 @@ def generate(seed: int = SEED, scale: int = 1) -> List[Event]:
             for at in day.burst(count, START + start + n * 60, (1.0, 2.5)):
                 number = "0088216" + "".join(rng.choice("0123456789") for _ in range(7))
                 day.call(at, FRAUDSTER, "default", number, "MicroSIP/3.21.3", rng.randint(600, 2400), stolen)
+
+    # A hacked desk phone's account, used from outside, dials UK premium-rate numbers in national
+    # format (09...): no prefix rule of an office that calls abroad sees it; the number type does.
+    for n in range(scale):
+        hacked = f"{PREMIUM_PUMPER}@{DOMAIN if n == 0 else f'pbx{n}.example'}"
+        for at in day.burst(40, START + 21 * 3600 + n * 900, (4.0, 15.0)):
+            number = "09098" + "".join(rng.choice("0123456789") for _ in range(6))
+            day.call(at, PUMPER, "default", number, "Yealink SIP-T46S 66.86.0.15", 0, hacked)
+
+    # A stolen account fans out over eight countries in twenty minutes, one call each.
+    for n in range(scale):
+        stolen = f"{FANOUT_ACCOUNT}@{DOMAIN if n == 0 else f'pbx{n}.example'}"
+        for at, number in zip(day.burst(len(FANOUT_NUMBERS), START + 23 * 3600 + n * 1800, (60, 240)),
+                              FANOUT_NUMBERS):
+            day.call(at, FANOUT_FROM, "default", number, "Zoiper rv2.10.20.2", rng.randint(120, 900), stolen)
 
     events.sort(key=lambda event: event["time"])
     return events

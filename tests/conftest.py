@@ -139,3 +139,26 @@ def utc(monkeypatch):
     yield
     monkeypatch.undo()
     time.tzset()
+
+
+@pytest.fixture
+def alerts():
+    """The fs_guard::alert events fired, as an ESL client subscribed to them sees them."""
+    import freeswitch
+
+    consumer = freeswitch.EventConsumer("CUSTOM", "fs_guard::alert")
+
+    def popped():
+        events = []
+        while (event := consumer.pop()) is not None:
+            headers = {name: event.getHeader(name) for name in (
+                "Event-Subclass", "limit", "key", "by", "metric", "count", "threshold", "window", "level",
+                "action", "destination-number", "context", "network-ip", "call-uuid", "blocked-until")}
+            # A classified destination adds these two; without one they are absent, not empty.
+            headers.update({name: event.getHeader(name) for name in ("destination-country", "destination-type")
+                            if event.getHeader(name) is not None})
+            events.append(headers)
+        return events
+
+    yield popped
+    consumer.cleanup()

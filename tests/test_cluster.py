@@ -30,6 +30,7 @@ from fs_guard.runtime.cluster import Cluster
 from fs_guard.runtime.cluster.script import LUA
 from fs_guard.runtime.config import ClusterSettings, ConfigError, parse_config
 from fs_guard.runtime.limits import for_call
+from fs_guard.runtime.rules import destination_of
 from fs_guard.runtime.tally import Tally
 
 TESTS = Path(__file__).parent
@@ -144,9 +145,14 @@ class Twins:
 
     def call(self, number, at, *, ip="192.0.2.1", account="1001@pbx.example", call_id=None, context="default",
              enforce=True):
-        found, identities = for_call(self.config.limits, context, number, ip, account)
-        expected = self.alone.count(self.config.limits, found, identities, call_id, number, at, enforce)
-        got = self.cluster.count(self.kept, self.config.limits, found, identities, call_id, number, at, enforce)
+        rules = self.config.rules_for(context)
+        destination = destination_of(rules, number, needed=True)  # None without a dialling region
+        country = destination.region if destination is not None else ""
+        found, identities = for_call(self.config.limits, context, number, ip, account, (), destination)
+        expected = self.alone.count(self.config.limits, found, identities, call_id, number, at, enforce,
+                                    country=country)
+        got = self.cluster.count(self.kept, self.config.limits, found, identities, call_id, number, at, enforce,
+                                 country=country)
         assert view(got) == view(expected), (number, at)
         return got
 
@@ -169,6 +175,15 @@ class TestSameAsTally:
         for n, number in enumerate(["1", "2", "1", "3", "2", "4", "4"]):
             twins.call(number, float(n))
         assert twins.call("4", 602.0).rejected_by is None
+
+    def test_distinct_destination_countries(self, redis_server):
+        twins = Twins(redis_server, limit(window=600, distinct_countries={"warning": 1, "critical": 2},
+                                          action="reject", block_for=60), dialling={"region": "GB"},
+                      deny_prefix=[], destination_number_max_len=20)
+        numbers = ["0033142685300", "0033142685301", "1000", "004930123456", "02079460000", "0034912345678"]
+        rejected = [twins.call(number, float(n)).rejected_by is not None for n, number in enumerate(numbers)]
+        # France twice, an extension (no country), Germany; Great Britain is the third country.
+        assert rejected == [False, False, False, False, True, True]
 
     def test_counts_above_four_times_the_highest_threshold_are_not_kept(self, redis_server):
         twins = Twins(redis_server, limit(window=3600, calls={"critical": 2}, distinct_numbers={"warning": 3}))

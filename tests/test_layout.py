@@ -171,3 +171,31 @@ def test_the_plotting_library_is_imported_only_by_replay_html(tmp_path):
                                 timeout=120)
         assert result.returncode == 0, result.stderr
         assert result.stderr.endswith(f"plotly imported: {imported}\n")
+
+
+# A call screened in a fresh process, then the modules it left imported.
+CALL_SCRIPT = """
+import json, sys
+import fsctl
+fsctl.reset({'conf_dir': sys.argv[1], 'log_dir': sys.argv[1]})
+from modpython import run_app
+for number in ('09098790000', '1001', '112'):
+    run_app('fs_guard.screen', fsctl.call_session(destination_number=number, context='default',
+                                                  sip_network_ip='192.0.2.1'))
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def _imported_by_calls(conf_dir: Path) -> set:
+    result = subprocess.run([sys.executable, "-c", CALL_SCRIPT, str(conf_dir)], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "PYTHONPATH": FAKES})
+    assert result.returncode == 0, result.stderr
+    return {name.split(".")[0] for name in json.loads(result.stdout)} | set(json.loads(result.stdout))
+
+
+def test_calls_import_libphonenumber_only_with_a_dialling_region(tmp_path):
+    (tmp_path / "fs_guard.json").write_text(json.dumps({"fail2ban": {"deny_prefix": ["00"]}}))
+    assert "phonenumbers" not in _imported_by_calls(tmp_path)
+    (tmp_path / "fs_guard.json").write_text(json.dumps({"fail2ban": {
+        "dialling": {"region": "GB"}, "deny_number_types": ["premium_rate"]}}))
+    assert "phonenumbers" in _imported_by_calls(tmp_path)

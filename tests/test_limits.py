@@ -36,23 +36,6 @@ def count(tally, config, context, number, *, ip="192.0.2.1", account="1001@pbx.e
     return tally.count(config.limits, found, identities, call_id, number, at, enforce, concurrency)
 
 
-@pytest.fixture
-def alerts():
-    """The fs_guard::alert events fired, as an ESL client subscribed to them sees them."""
-    consumer = freeswitch.EventConsumer("CUSTOM", "fs_guard::alert")
-
-    def popped():
-        events = []
-        while (event := consumer.pop()) is not None:
-            events.append({name: event.getHeader(name) for name in (
-                "Event-Subclass", "limit", "key", "by", "metric", "count", "threshold", "window", "level",
-                "action", "destination-number", "context", "network-ip", "call-uuid", "blocked-until")})
-        return events
-
-    yield popped
-    consumer.cleanup()
-
-
 class TestConfiguration:
     def errors(self, *limits, **section):
         with pytest.raises(ConfigError) as caught:
@@ -65,7 +48,7 @@ class TestConfiguration:
         assert self.errors(limit(by="caller_id", concurrent={"critical": 2})) == (
             "fail2ban.limits[0].by: 'caller_id' is not one of ['source_ip', 'account', 'account_prefix']",)
         assert self.errors(limit()) == (
-            "fail2ban.limits[0]: set at least one of calls, distinct_numbers, concurrent",)
+            "fail2ban.limits[0]: set at least one of calls, distinct_numbers, distinct_countries, concurrent",)
 
     def test_unknown_keys_in_a_limit_or_a_threshold_are_errors_with_their_path(self):
         assert self.errors(limit(concurrent={"critical": 2, "critcal": 3}, windw=60)) == (
@@ -78,7 +61,7 @@ class TestConfiguration:
             limit("b", concurrent={"critical": 1}, block_for=60),
         ) == (
             "fail2ban.limits[0].calls: warning (5) must be below critical (5)",
-            "fail2ban.limits[0].window: calls and distinct_numbers count over a window of seconds: set it",
+            "fail2ban.limits[0].window: calls, distinct_numbers and distinct_countries count over a window of seconds: set it",
             "fail2ban.limits[1].name: 'a' is already the name of limits[0]",
             "fail2ban.limits[1].prefixes: by account_prefix needs the prefixes that make up the key",
             "fail2ban.limits[2].block_for: only a limit with action reject can block",

@@ -907,29 +907,46 @@ class TestDemo:
         assert report["config"] == command.DEMO_CONFIG and report["files"][0]["path"] == command.BUNDLED_TRACE
         assert report["files"][0]["bad"] == 0 and 3000 <= report["events"] <= 5000
         assert set(report["offences_by_reason"]) == {"too_long", "deny_prefix", "scanner_user_agent",
-                                                     "register_failure"}
-        assert report["rejected_by_context"] == {"public": report["rejected"]}  # the office's calls all pass
-        assert report["banned_addresses"] == 7 and report["stopped_by_firewall"] > 1000
+                                                     "register_failure", "denied_number_type"}
+        # The office's calls all pass; in default, only the hacked phone's premium-rate numbers are rejected.
+        assert report["rejected_by_context"] == {"public": report["rejected"] - 40, "default": 40}
+        assert report["offences_by_reason"]["denied_number_type"] == 40
+        assert report["banned_addresses"] == 8 and report["stopped_by_firewall"] > 1000
         banned = {ban["address"] for ban in report["bans"]}
+        assert "203.0.113.160" in banned  # where the hacked phone's account was used from
         assert "203.0.113.45" not in banned  # the slow scanner stays under maxretry in findtime
         assert "198.51.100.23" not in banned  # the phone with a stale password
         assert json.loads(run(capsys, "replay", "--json")[1]) == report
 
-    def test_the_demo_shows_the_stolen_account_caught_by_the_shipped_limits_and_nobody_else(self, capsys):
+    def test_the_demo_shows_the_stolen_accounts_caught_by_the_shipped_limits_and_nobody_else(self, capsys):
         report = json.loads(run(capsys, "demo", "--json")[1])["limits"]
         caught = {limit["name"]: {key["key"] for key in limit["critical_keys"]} for limit in report["limits"]}
         assert caught == {"ip-call-rate": set(),
                           "account-call-rate": {"1003@pbx.example"},
                           "account-concurrent": {"1003@pbx.example"},
                           "account-international-fanout": {"1003@pbx.example"},
-                          "account-premium-networks": {"1003@pbx.example/00882"}}
+                          "account-premium-networks": {"1003@pbx.example/00882"},
+                          "account-country-fanout": {"1008@pbx.example"},  # eight countries in twenty minutes
+                          "high-risk-destinations": set()}  # warnings only: monitor, never reject
+        frauds = ("1003@", "1008@", "203.0.113.170")
         for limit in report["limits"]:
             assert limit["rejected"] == 0 and limit["alerted"] == limit["hits"]["critical"]  # alert mode
             for metric, peaks in limit["peaks"].items():
-                # every other key (the office's nine other accounts, the trunk) stays below the warning
+                # every other key (the office's other accounts, the trunk) stays at or below the warning
                 assert all(entry["count"] <= peaks["warning"] for entry in peaks["top"]
-                           if not entry["key"].startswith("1003@")), (limit["name"], metric)
+                           if not entry["key"].startswith(frauds)), (limit["name"], metric)
+        high_risk = next(limit for limit in report["limits"] if limit["name"] == "high-risk-destinations")
+        assert high_risk["hits"] == {"warning": 8, "critical": 0}  # each fan-out call to a listed country
+        assert [entry["key"] for entry in high_risk["peaks"]["calls"]["top"]] == ["203.0.113.170"]
         assert report["without_end"] == 0 and report["out_of_order"] == 0
+
+    def test_the_demo_reports_destinations_by_country_and_type(self, capsys):
+        report = json.loads(run(capsys, "demo", "--json")[1])["destinations"]
+        countries = {row["name"]: row for row in report["top_countries"]}
+        assert countries["GB"]["reasons"]["denied_number_type"] == 40
+        types = {row["name"]: row for row in report["number_types"]}
+        assert types["premium_rate"]["accepted"] == 0
+        assert countries["001"]["accepted"] == 80  # the stolen account's satellite numbers: no country rule stops them
 
     def test_the_demo_text_report_names_the_stolen_account(self, capsys):
         out = run(capsys, "demo")[1]
@@ -941,8 +958,10 @@ class TestDemo:
         demo = json.loads(Path(command.DEMO_CONFIG).read_text())["fail2ban"]
         assert demo["limits"] == shipped["limits"]  # one source of truth: the shipped example limits
         assert demo["contexts"]["default"] == {"deny_prefix": ["+", "011"], "destination_number_max_len": 16}
-        assert {key: value for key, value in demo.items() if key != "contexts"} == \
-            {key: value for key, value in shipped.items() if key != "contexts"}
+        # Only where the office is (the demo's is in London) and its default context differ.
+        assert {key: value for key, value in demo.items() if key not in ("contexts", "dialling")} == \
+            {key: value for key, value in shipped.items() if key not in ("contexts", "dialling")}
+        assert (demo["dialling"], shipped["dialling"]) == ({"region": "GB"}, {"region": "US"})
         assert demo["contexts"]["public"] == shipped["contexts"]["public"]
 
     def test_the_bundled_trace_uses_documentation_addresses_only(self):

@@ -118,6 +118,7 @@ def test_every_reason_is_a_documented_token():
     assert set(r.REASONS) == {
         "empty_number", "too_long", "bad_characters", "deny_prefix",
         "not_allowed_prefix", "scanner_user_agent", "internal_error", "register_failure", "limit",
+        "invalid_number", "denied_country", "not_allowed_country", "denied_number_type",
     }
 
 

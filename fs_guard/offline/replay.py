@@ -43,7 +43,9 @@ from fs_guard.runtime.banlog import line
 from fs_guard.runtime.limits import Limit
 from fs_guard.runtime.offence import call_fields, limit_fields, registration_fields
 from fs_guard.runtime.config import Config, Network
-from fs_guard.runtime.rules import LIMIT, REGISTER_FAILURE, CallFacts, Rules, decide
+from fs_guard.runtime.destinations import Destination
+from fs_guard.runtime.rules import LIMIT, REGISTER_FAILURE, CallFacts, Rules, decide, destination_of
+from fs_guard.offline.replay_destinations import DestinationReplay, DestinationsReport
 from fs_guard.offline.replay_limits import LimitReplay, LimitsReport
 from fs_guard.offline.replay_timeline import (
     ACCEPTED, LIMITED, MONITORED, REGISTER_FAILED, REJECTED, Timeline, TimelineReport,
@@ -213,6 +215,7 @@ class Report:
     ignored_by_jail: Tuple[str, ...]  # addresses that reached maxretry but are in ignoreip
     limits: Optional[LimitsReport] = None  # None: the configuration has no limits
     timeline: Optional[TimelineReport] = None  # None: no timeline was asked for (only the HTML page draws one)
+    destinations: Optional[DestinationsReport] = None  # None: no call was classified (no dialling.region)
 
     @property
     def events(self) -> int:
@@ -245,6 +248,7 @@ class Replay:
         self._limited: Dict[Tuple[str, str, str], int] = {}
         self._limit_outcomes: Dict[Tuple[Optional[str], str, bool], str] = {}
         self.limits = LimitReplay(config, timeline) if config.limits else None
+        self.destinations = DestinationReplay()
         self.calls = self.accepted = self.register_failures = 0
         self._first = math.inf
         self._last = -math.inf
@@ -264,6 +268,8 @@ class Replay:
         limits = self.limits
         check = limits.check if limits is not None else None
         mark = self.timeline.mark if self.timeline is not None else None
+        book = self.destinations.book
+        classify_for_limits = self.config.limits.needs_destination
         calls = accepted = failures = 0
         first, last = self._first, self._last
         try:
@@ -281,15 +287,20 @@ class Replay:
                     decision = decisions.get((context, number, ua))
                     if decision is None:
                         decision = decide_call(context, number, ip, ua)
-                    reason, rules = decision
+                    reason, rules, destination = decision
                     source = sources.get((ip, context))
                     if source is None:
                         source = new_source(ip, context, rules)
                     text, banned, add_time, add_flag = source
                     if reason is None:
-                        limit = None if check is None else check(when, context, rules, number,
-                                                                 text if add_time is not None else None,
-                                                                 account, call_id, duration)
+                        limit = None
+                        if check is not None and (destination is None or not destination.emergency):
+                            if destination is None and classify_for_limits and rules.classifier is not None:
+                                destination = rules.classifier.classify(number)  # as the screen's limiter does
+                            limit = check(when, context, rules, number, text if add_time is not None else None,
+                                          account, call_id, duration, destination)
+                        if destination is not None:
+                            book(destination, limit is not None and LIMIT)
                         if limit is None:
                             accepted += 1
                             if mark is not None:
@@ -305,8 +316,11 @@ class Replay:
                             add_time(when)
                             add_flag(banned)
                         if banned and write is not None:
-                            write(line(text, LIMIT, limit_fields(limit.name, context, number, ua), now=when) + "\n")
+                            write(line(text, LIMIT, limit_fields(limit.name, context, number, ua, destination),
+                                       now=when) + "\n")
                         continue
+                    if destination is not None:
+                        book(destination, reason)
                     key: Tuple[str, str, Optional[str]] = (text, reason, context)
                     if mark is not None:
                         mark(when, MONITORED if rules.monitor else REJECTED)
@@ -325,7 +339,8 @@ class Replay:
                     add_time(when)
                     add_flag(banned)
                 if banned and write is not None:
-                    write(line(text, reason, _fields(context, number, ua, failure), now=when) + "\n")
+                    destination = decision[2] if failure is None else None
+                    write(line(text, reason, _fields(context, number, ua, failure, destination), now=when) + "\n")
         finally:
             self.calls += calls
             self.accepted += accepted
@@ -356,13 +371,17 @@ class Replay:
         return source
 
     def _decide(self, context: str, number: Optional[str], ip: Optional[str],
-                ua: Optional[str]) -> Tuple[Optional[str], Rules]:
-        """The screen's decision; cached by (context, number, ua), all that ``decide`` reads."""
+                ua: Optional[str]) -> Tuple[Optional[str], Rules, Optional[Destination]]:
+        """The screen's decision and the number's destination (classified as the screen does);
+        cached by (context, number, ua), all that ``decide`` reads. An emergency call's reason
+        is None: accepted, and no limit counts it."""
         if len(self._decisions) >= DECISION_CACHE:
             self._decisions.clear()
         rules = self.config.rules_for(context)
-        verdict = decide(rules, CallFacts(number, context, ip, ua))
-        decision = self._decisions[(context, number, ua)] = (verdict.reason, rules)
+        destination = destination_of(rules, number)  # as the screen: for the rules; the limits classify later
+        verdict = decide(rules, CallFacts(number, context, ip, ua, destination))
+        reason = None if verdict.accept else verdict.reason
+        decision = self._decisions[(context, number, ua)] = (reason, rules, destination)
         return decision
 
     def report(self, traces: Sequence[Trace] = (), top: int = 10) -> Report:
@@ -423,13 +442,15 @@ class Replay:
             ignored_by_jail=tuple(sorted(ignored)),
             limits=self.limits.report() if self.limits is not None else None,
             timeline=self.timeline.report() if self.timeline is not None else None,
+            destinations=self.destinations.report(top),
         )
 
 
-def _fields(context: str, number: Optional[str], ua: Optional[str], failure: Optional[Failure]) -> str:
+def _fields(context: str, number: Optional[str], ua: Optional[str], failure: Optional[Failure],
+            destination: Optional[Destination]) -> str:
     """A ban line's fields: the screen's for a call, the register-failure hook's for a failure."""
     if failure is None:
-        return call_fields(context, number, ua)
+        return call_fields(context, number, ua, destination)
     profile, host, reg_type = failure
     return registration_fields(profile, number, host, ua, reg_type or "")
 

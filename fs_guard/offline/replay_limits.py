@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple, Union
 
 from fs_guard.runtime.config import Config
+from fs_guard.runtime.destinations import Destination
 from fs_guard.runtime.limits import (
-    CRITICAL, METRICS, REJECT, SOURCE_IP, Check, Limit, Outcome, Threshold, for_call,
+    CRITICAL, REJECT, SOURCE_IP, Check, Limit, Outcome, Threshold, for_call,
 )
 from fs_guard.runtime.rules import Rules
 from fs_guard.runtime.tally import Tally
@@ -45,7 +46,7 @@ CRITICAL_KEYS_SHOWN = 1_000
 #: Keys listed per limit and metric by peak.
 TOP_KEYS = 10
 
-Counts = Tuple[Tuple[str, int], ...]  # (metric, count) in METRICS order
+Counts = Tuple[Tuple[str, int], ...]  # (metric, count) in ``Limit.metrics`` order
 
 
 @dataclass(frozen=True)
@@ -138,10 +139,12 @@ class LimitReplay:
         self.screened = self.rejected = self.with_end = self.with_account = self.with_address = self.out_of_order = 0
 
     def check(self, when: float, context: str, rules: Rules, number: Optional[str], source_ip: Optional[str],
-              account: Optional[str], call_id: Optional[str], duration: Optional[float]) -> Optional[Limit]:
+              account: Optional[str], call_id: Optional[str], duration: Optional[float],
+              destination: Optional[Destination] = None) -> Optional[Limit]:
         """Screen one call the static rules accepted; the limit that rejects it, or None.
 
-        ``source_ip`` is the validated, canonical address (``offence.canonical_address``) or None.
+        ``source_ip`` is the validated, canonical address (``offence.canonical_address``) or None;
+        ``destination`` the number's classification, as the screen hands it to the limits.
         """
         ends = self._ends
         if ends and ends[0][0] <= when:
@@ -162,7 +165,7 @@ class LimitReplay:
             self.with_account += 1
         number = number or ""
         skip = self._counted.get(call_id, ()) if call_id is not None else ()
-        found, identities = for_call(limitset, context, number, source_ip, account, skip)
+        found, identities = for_call(limitset, context, number, source_ip, account, skip, destination)
         slot_id: Union[str, int, None] = call_id
         known_end = duration is not None
         if known_end:
@@ -171,7 +174,8 @@ class LimitReplay:
             if slot_id is None:
                 slot_id = self._sequence
         outcome = self._count(limitset, found, identities, slot_id, number, when,  # type: ignore[arg-type]
-                              not rules.monitor, known_end, self._observe)
+                              not rules.monitor, known_end, self._observe,
+                              destination.region if destination is not None else "")
         if outcome.counted:
             if call_id is not None:
                 self._remember(call_id, skip + outcome.counted)
@@ -202,7 +206,7 @@ class LimitReplay:
             for index, threshold in _indexed(limit):
                 ranked = heapq.nsmallest(top, ((-peak[index], key) for key, peak in peaks.items() if peak[index]))
                 cap = limit.kept[index] + 1 if index < len(limit.kept) else None
-                by_metric.append(MetricPeaks(METRICS[index], threshold, tuple((key, -count) for count, key in ranked),
+                by_metric.append(MetricPeaks(limit.metrics[index], threshold, tuple((key, -count) for count, key in ranked),
                                              cap))
             summaries.append(LimitSummary(
                 limit=limit,
@@ -277,13 +281,13 @@ class LimitReplay:
 
 
 def _indexed(limit: Limit) -> List[Tuple[int, Threshold]]:
-    """The limit's thresholds by their metric's index in METRICS (and in a peak)."""
-    return [(METRICS.index(metric), threshold) for metric, threshold in limit.thresholds()]
+    """The limit's thresholds by their metric's index in ``Limit.metrics`` (and in a peak)."""
+    return [(limit.metrics.index(metric), threshold) for metric, threshold in limit.thresholds()]
 
 
 def _counts(limit: Limit, peak: Optional[List[int]]) -> Counts:
     """A key's peaks of the metrics its limit has a threshold for."""
     if peak is None:
         return ()
-    return tuple((METRICS[index], peak[index]) for index, _ in _indexed(limit) if peak[index])
+    return tuple((limit.metrics[index], peak[index]) for index, _ in _indexed(limit) if peak[index])
 

@@ -202,18 +202,18 @@ def _limit(go: Any, report: Report, summary: LimitSummary, hits: Sequence[HitSer
     figure = go.Figure()
     several = len(limit.thresholds()) > 1
     for series in hits:
-        name = f"{series.level} ({_metric(limit, series.metric)})" if several else series.level
+        name = f"{series.level} ({limit.measure(series.metric)})" if several else series.level
         figure.add_trace(go.Scatter(
             x=[_when(b.start) for b in series.bins], y=[b.highest for b in series.bins], mode="markers", name=name,
             marker=dict(color=COLOURS[series.level], size=9,
                         symbol="circle" if series.metric == limit.thresholds()[0][0] else "diamond"),
             customdata=[[b.hits, _e(b.key)] for b in series.bins],
-            hovertemplate=(f"%{{customdata[0]:,}} {series.level} hits, highest {_metric(limit, series.metric)} "
+            hovertemplate=(f"%{{customdata[0]:,}} {series.level} hits, highest {limit.measure(series.metric)} "
                            "%{y:,}<br>key %{customdata[1]}<extra>%{x}</extra>")))
     for metric, threshold in limit.thresholds():
         for level, value in ((WARNING, threshold.warning), (CRITICAL, threshold.critical)):
             if value is not None:
-                which = f" ({_metric(limit, metric)})" if several else ""
+                which = f" ({limit.measure(metric)})" if several else ""
                 figure.add_hline(y=value, line_color=COLOURS[level], line_dash="dash" if level == WARNING else "solid",
                                  annotation_text=f"{level} > {value}{which}", annotation_position="top right")
     for block in summary.blocks[:BLOCKS_DRAWN]:
@@ -287,14 +287,9 @@ def _summaries(report: Report) -> Tuple[LimitSummary, ...]:
     return report.limits.limits if report.limits is not None else ()
 
 
-def _metric(limit: Limit, metric: str) -> str:
-    return {"calls": f"calls in {limit.window:g} s", "distinct_numbers": f"distinct numbers in {limit.window:g} s",
-            "concurrent": "concurrent calls"}[metric]
-
-
 def _axis(limit: Limit) -> str:
     metrics = [metric for metric, _ in limit.thresholds()]
-    return _metric(limit, metrics[0]) if len(metrics) == 1 else "count"
+    return limit.measure(metrics[0]) if len(metrics) == 1 else "count"
 
 
 def _whole(highest: int) -> Dict[str, int]:

@@ -13,12 +13,14 @@ import time
 from typing import Dict, Optional, Sequence, Tuple
 
 from fs_guard.runtime import banlog, host, state
+from fs_guard.runtime.destinations import NUMBER, SHORT, Destination
 from fs_guard.runtime.limits import CRITICAL, Hit, Limit, REJECT
 
 SUBCLASS = "fs_guard::alert"
 #: Header names of the alert event, in order.
 HEADERS = ("limit", "key", "by", "metric", "count", "threshold", "window", "level", "action",
-           "destination-number", "context", "network-ip", "call-uuid", "blocked-until")
+           "destination-number", "context", "network-ip", "call-uuid", "blocked-until",
+           "destination-country", "destination-type")
 #: What a hit did, the event's ``action`` header.
 ALERTED = "alert"  # a warning, a limit in alert mode, monitor mode: the hit only alerted
 REJECTED = "reject"
@@ -64,17 +66,21 @@ def action_of(hit: Hit, rejected_by: Optional[Limit], blocked_until: Optional[fl
 
 
 def raise_hits(hits: Sequence[Hit], rejected_by: Optional[Limit], blocked_until: Optional[float],
-               number: Optional[str], context: str, source_ip: str, call_uuid: str) -> None:
-    """Alert each hit: event, rate-limited console line, counter."""
+               number: Optional[str], context: str, source_ip: str, call_uuid: str,
+               destination: Optional[Destination] = None) -> None:
+    """Alert each hit: event, rate-limited console line, counter. A classified destination adds
+    its country and type to the event (headers left out when empty)."""
     state.STATS.add_each(*(counter(hit.limit, hit.level) for hit in hits))
     now = time.monotonic()
+    country = destination.region if destination is not None else ""
+    kind = destination.type if destination is not None and destination.kind in (NUMBER, SHORT) else ""
     for hit in hits:
         action = action_of(hit, rejected_by, blocked_until)
         limit = hit.limit
         values = (limit.name, hit.key, limit.by, hit.metric, str(hit.count), str(hit.threshold),
                   f"{limit.window:g}" if hit.metric != "concurrent" else "", hit.level, action,
                   number or "", context, source_ip, call_uuid,
-                  f"{blocked_until:.3f}" if action == BLOCKED else "")
+                  f"{blocked_until:.3f}" if action == BLOCKED else "", country, kind)
         host.fire_custom(SUBCLASS, [(name, value) for name, value in zip(HEADERS, values) if value])
         held = _gate.allow((limit.name, hit.key, hit.level), now)
         if held is not None:

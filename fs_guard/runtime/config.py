@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from dataclasses import dataclass, field
 from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
-from fs_guard.runtime import host
+from fs_guard.runtime import destinations, host
 from fs_guard.runtime.banlog import escape
 from fs_guard.runtime.limits import NO_LIMITS, LimitSet, compile_limits
 from fs_guard.runtime.rules import PrefixSet, Rules
@@ -38,7 +38,14 @@ RULE_KEYS = (
     "allowed_characters",
     "monitor",
     "ban",
+    "dialling",
+    "deny_countries",
+    "allow_countries",
+    "deny_number_types",
+    "reject_invalid_numbers",
 )
+#: Rules that read a number's destination (country, type, validity): they need dialling.region.
+DESTINATION_KEYS = ("deny_countries", "allow_countries", "deny_number_types", "reject_invalid_numbers")
 #: The built-in defaults, in force until a good file has been loaded.
 DEFAULTS: Mapping[str, Any] = {
     "filename": DEFAULT_FILENAME,
@@ -212,6 +219,9 @@ def _networks(values: Sequence[str]) -> Tuple[Tuple[Network, ...], List[str]]:
 
 def _rules(values: Mapping[str, Any]) -> Rules:
     chars = values.get("allowed_characters")
+    dialling = _dialling(values.get("dialling") or {})
+    classifier = destinations.classifier_for(dialling) if dialling is not None else None
+    allow = frozenset(values.get("allow_countries", ()))
     return Rules(
         max_len=values["destination_number_max_len"],
         deny=PrefixSet.of(values["deny_prefix"]),
@@ -220,7 +230,64 @@ def _rules(values: Mapping[str, Any]) -> Rules:
         allowed_characters=frozenset(chars) if chars else None,
         monitor=values["monitor"],
         ban=values["ban"],
+        classifier=classifier,
+        deny_countries=frozenset(values.get("deny_countries", ())),
+        allow_countries=allow | {dialling.region} if allow and dialling is not None else allow,
+        deny_types=frozenset(values.get("deny_number_types", ())),
+        reject_invalid=values.get("reject_invalid_numbers", False),
+        destination_rules=any(values.get(key) for key in DESTINATION_KEYS),
     )
+
+
+def _dialling(values: Mapping[str, Any]) -> Optional[destinations.Dialling]:
+    if "region" not in values:
+        return None
+    return destinations.Dialling(
+        region=values["region"],
+        international_prefixes=tuple(values.get("international_prefixes", ())),
+        national_prefix=values.get("national_prefix"),
+        outside_line=values.get("outside_line", ""),
+        plus_is_e164=values.get("plus_is_e164", True),
+    )
+
+
+def _destination_errors(written: Mapping[str, Any], merged: Mapping[str, Any], path: str) -> List[str]:
+    """Region codes and number types as written at ``path``, checked against libphonenumber, and
+    destination rules without a home region. libphonenumber is imported only when one is set."""
+    errors: List[str] = []
+    region = written.get("dialling", {}).get("region")
+    if region is not None:
+        errors += destinations.region_errors(f"{path}.dialling.region", [region], non_geographic=False, listed=False)
+    for key in ("deny_countries", "allow_countries"):
+        if written.get(key):
+            errors += destinations.region_errors(f"{path}.{key}", written[key])
+    if written.get("deny_number_types"):
+        errors += destinations.type_errors(f"{path}.deny_number_types", written["deny_number_types"])
+    used = [key for key in DESTINATION_KEYS if merged.get(key)]
+    if used and "region" not in merged.get("dialling", {}):
+        errors.append(f"{path}: {', '.join(used)} need the home country, dialling.region "
+                      '(an ISO 3166 code such as "GB" or "US")')
+    return errors
+
+
+def _limit_destination_errors(limits: LimitSet, merged: Mapping[str, Any], overrides: Mapping[str, Any]) -> List[str]:
+    """Limits by destination need a home region somewhere."""
+    errors = []
+    for index, limit in enumerate(limits.limits):
+        path = f"fail2ban.limits[{index}]"
+        if limit.by_destination and not any("region" in values.get("dialling", {})
+                                            for values in [merged, *overrides.values()]):
+            errors.append(f"{path}: countries, number_types and distinct_countries need dialling.region "
+                          '(the home country, e.g. "GB")')
+    return errors
+
+
+def _context_values(merged: Mapping[str, Any], override: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A context's settings: its own over the top level's (``dialling`` key by key)."""
+    values = {**merged, **override}
+    if "dialling" in override:
+        values["dialling"] = {**merged.get("dialling", {}), **override["dialling"]}
+    return values
 
 
 def _cluster(values: Optional[Mapping[str, Any]]) -> Tuple[Optional[ClusterSettings], List[str]]:
@@ -287,12 +354,15 @@ def compile_config(section: Mapping[str, Any], source: Optional[str]) -> Config:
     errors += cluster_errors
     metrics, metrics_errors = _metrics(section.get("metrics"))
     errors += metrics_errors
+    overrides = section.get("contexts", {})
+    errors += _destination_errors(section, merged, "fail2ban")
+    errors += _limit_destination_errors(limits, merged, overrides)
+    for name, override in overrides.items():
+        errors += _destination_errors(override, _context_values(merged, override), f"fail2ban.contexts.{name}")
     if errors:
         raise ConfigError(source or "<built-in>", errors)
     base = _rules(merged)
-    contexts = {
-        name: _rules({**merged, **override}) for name, override in section.get("contexts", {}).items()
-    }
+    contexts = {name: _rules(_context_values(merged, override)) for name, override in overrides.items()}
     filename = merged["filename"]
     return Config(
         base=base,

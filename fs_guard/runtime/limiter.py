@@ -29,6 +29,7 @@ from typing import Any, Optional, Tuple
 
 from fs_guard.runtime import alerts, host, offence, penalty, sofia_events, state, stats
 from fs_guard.runtime.config import Config
+from fs_guard.runtime.destinations import Destination
 from fs_guard.runtime.limits import for_call
 from fs_guard.runtime.rules import LIMIT, Rules
 
@@ -50,8 +51,13 @@ def account_of(get: Any) -> Optional[str]:
     return f"{user}@{get('domain_name') or ''}"[:MAX_ACCOUNT]
 
 
-def screen(session: Any, config: Config, rules: Rules, context: str, number: str, user_agent: Optional[str]) -> bool:
-    """Count an accepted call toward the limits; True when a limit rejected it (and hung it up)."""
+def screen(session: Any, config: Config, rules: Rules, context: str, number: str, user_agent: Optional[str],
+           destination: Optional[Destination] = None) -> bool:
+    """Count an accepted call toward the limits; True when a limit rejected it (and hung it up).
+
+    ``destination`` is the number's classification if the rules made one; limits by destination
+    classify the number here when they did not (without a dialling region they skip the call).
+    """
     limitset = config.limits
     applicable = limitset.for_context(context)
     tally = state.TALLY
@@ -63,27 +69,30 @@ def screen(session: Any, config: Config, rules: Rules, context: str, number: str
     # With a cluster, a block may be another node's: only Redis knows.
     account = account_of(get) if limitset.needs_account and (
         limitset.counts_accounts_in(context) or tally.has_blocks or config.cluster is not None) else None
+    if destination is None and limitset.needs_destination and rules.classifier is not None:
+        destination = rules.classifier.classify(number)  # only now: a call the rules rejected never needs it
     done = get(COUNTED_VARIABLE)
     skip: Tuple[str, ...] = tuple(done.split(",")) if done else ()
-    found, identities = for_call(limitset, context, number, source_ip, account, skip)
+    found, identities = for_call(limitset, context, number, source_ip, account, skip, destination)
     concurrency = sofia_events.started_at() is not None
     if not concurrency and limitset.has_concurrency:
         _warn_no_hook()
     uuid = session.uuid or ""
+    country = destination.region if destination is not None else ""
     if config.cluster is None:
         outcome = tally.count(limitset, found, identities, uuid, number, time.time(),
-                              enforce=not rules.monitor, concurrency=concurrency)
+                              enforce=not rules.monitor, concurrency=concurrency, country=country)
     else:  # counted across the cluster's nodes, in Redis (a block may come from another node)
         from fs_guard.runtime import cluster
 
         outcome = cluster.current(config.cluster).count(tally, limitset, found, identities, uuid, number,
                                                         time.time(), enforce=not rules.monitor,
-                                                        concurrency=concurrency)
+                                                        concurrency=concurrency, country=country)
     if outcome.counted:
         session.setVariable(COUNTED_VARIABLE, ",".join(skip + outcome.counted))
     if outcome.hits:
         alerts.raise_hits(outcome.hits, outcome.rejected_by, outcome.blocked_until, number, context,
-                          source_ip or "", uuid)
+                          source_ip or "", uuid, destination)
     limit = outcome.rejected_by
     if limit is None:
         return False
@@ -91,9 +100,12 @@ def screen(session: Any, config: Config, rules: Rules, context: str, number: str
     if not outcome.hits:  # a call of a blocked key: no new hit, the block rejects it
         state.STATS.add(stats.LIMIT_BLOCKED_CALLS)
     state.STATS.add_call(stats.REJECTED_PREFIX + LIMIT, context)
+    country = stats.rejected_country(destination)
+    if country:
+        state.STATS.add(country)
     raw_ip = get("sip_network_ip") or get("network_addr")
-    penalty.impose(config, rules, LIMIT, raw_ip, offence.limit_fields(limit.name, context, number, user_agent),
-                   ban=limit.ban)
+    penalty.impose(config, rules, LIMIT, raw_ip,
+                   offence.limit_fields(limit.name, context, number, user_agent, destination), ban=limit.ban)
     return True
 
 

@@ -1,13 +1,15 @@
 """Fraud limits, the pure part: what each limit counts, by which key, and what a count means.
 
-A limit counts the calls it applies to (its ``contexts``; its destination class, a prefix
-list) per key: the source address, the authenticated account, or the account and the
+A limit counts the calls it applies to (its ``contexts``; its destination class: a prefix
+list, destination ``countries``, ``number_types``) per key: the source address, the authenticated account, or the account and the
 destination class together. Its thresholds, any of:
 
 - ``calls``: calls in the last ``window`` seconds,
 - ``distinct_numbers``: different destination numbers in the last ``window`` seconds
   (fan-out across a range: revenue-share fraud),
 - ``concurrent``: calls up at the same time,
+- ``distinct_countries``: different destination countries in the last ``window`` seconds
+  (a stolen account fanning out over countries; instead of ``distinct_numbers``),
 
 each with a ``warning`` and/or a ``critical`` value. A threshold is the most allowed: the
 call that takes a count above it is a hit (``"critical": 20`` lets 20 calls through in the
@@ -28,6 +30,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
+from fs_guard.runtime import destinations
+from fs_guard.runtime.destinations import NUMBER, NOT_A_NUMBER, Destination
 from fs_guard.runtime.rules import PrefixSet
 
 SOURCE_IP = "source_ip"
@@ -41,6 +45,8 @@ CALLS = "calls"
 DISTINCT = "distinct_numbers"
 CONCURRENT = "concurrent"
 METRICS = (CALLS, DISTINCT, CONCURRENT)
+#: Counted in the distinct slot instead of numbers: the destination's country.
+DISTINCT_COUNTRIES = "distinct_countries"
 
 WARNING = "warning"
 CRITICAL = "critical"
@@ -89,6 +95,31 @@ class Limit:
     action: str
     block_for: float  # 0: no block
     ban: bool
+    countries: FrozenSet[str] = frozenset()  # empty: every country
+    number_types: FrozenSet[str] = frozenset()  # empty: every type
+    counts_countries: bool = False  # the distinct threshold counts destination countries, not numbers
+    description: str = ""  # the operator's note: why the limit is there (check-config shows it)
+
+    @cached_property
+    def metrics(self) -> Tuple[str, str, str]:
+        """The names of its three counts: calls, distinct numbers (or countries), concurrent calls."""
+        return (CALLS, DISTINCT_COUNTRIES if self.counts_countries else DISTINCT, CONCURRENT)
+
+    @cached_property
+    def by_destination(self) -> bool:
+        """It selects calls by their classified destination (so the screen must classify)."""
+        return bool(self.countries or self.number_types or self.counts_countries)
+
+    def selects(self, destination: Optional[Destination]) -> bool:
+        """Whether a call to ``destination`` is in its destination class (countries, number types;
+        a limit of distinct countries counts only phone numbers whose country is known)."""
+        if destination is None or destination.kind == NOT_A_NUMBER or destination.emergency:
+            return False
+        if self.counts_countries and (destination.kind != NUMBER or not destination.region):
+            return False
+        if self.countries and destination.region not in self.countries:
+            return False
+        return not self.number_types or destination.type in self.number_types
 
     def thresholds(self) -> Tuple[Tuple[str, Threshold], ...]:
         return self._thresholds
@@ -97,8 +128,7 @@ class Limit:
     def _thresholds(self) -> Tuple[Tuple[str, Threshold], ...]:
         # Computed once per compiled limit (frozen: cached_property writes __dict__ directly).
         return tuple((metric, threshold) for metric, threshold in
-                     ((CALLS, self.calls), (DISTINCT, self.distinct), (CONCURRENT, self.concurrent))
-                     if threshold is not None)
+                     zip(self.metrics, (self.calls, self.distinct, self.concurrent)) if threshold is not None)
 
     @cached_property
     def windowed(self) -> bool:
@@ -123,7 +153,7 @@ class Limit:
 
     def counts(self, calls: int, distinct: int, concurrent: int) -> Dict[str, int]:
         """The counts of the metrics this limit has, by name (what ``judge`` reads)."""
-        return {metric: value for metric, value in ((CALLS, calls), (DISTINCT, distinct), (CONCURRENT, concurrent))
+        return {metric: value for metric, value in zip(self.metrics, (calls, distinct, concurrent))
                 if metric in self._metric_names}
 
     @cached_property
@@ -136,6 +166,11 @@ class Limit:
         would change no decision)."""
         return (4 * self.calls.top() if self.calls else 0, 4 * self.distinct.top() if self.distinct else 0)
 
+    def measure(self, metric: str) -> str:
+        """What one of its metrics counts, in words: ``calls in 60 s``."""
+        return {CALLS: f"calls in {self.window:g} s", DISTINCT: f"distinct numbers in {self.window:g} s",
+                DISTINCT_COUNTRIES: f"distinct countries in {self.window:g} s", CONCURRENT: "concurrent calls"}[metric]
+
     def describe(self) -> str:
         """One line for status and check-config: what it counts and when it acts."""
         scope = f"by {self.by}"
@@ -143,10 +178,13 @@ class Limit:
             scope += f" in {', '.join(sorted(self.contexts))}"
         if self.prefixes:
             scope += f" to {', '.join(sorted(self.prefixes.prefixes))}"
+        if self.countries:
+            scope += f" to countries {', '.join(sorted(self.countries))}"
+        if self.number_types:
+            scope += f" to types {', '.join(sorted(self.number_types))}"
         parts = []
         for metric, threshold in self.thresholds():
-            what = {CALLS: f"calls in {self.window:g} s", DISTINCT: f"distinct numbers in {self.window:g} s",
-                    CONCURRENT: "concurrent calls"}[metric]
+            what = self.measure(metric)
             values = ", ".join(f"{level} > {value}" for level, value in
                                ((WARNING, threshold.warning), (CRITICAL, threshold.critical)) if value is not None)
             parts.append(f"{what}: {values}")
@@ -199,6 +237,7 @@ class LimitSet:
     has_concurrency: bool = False
     account_contexts: FrozenSet[str] = frozenset()  # contexts named by an account limit
     account_everywhere: bool = False  # an account limit applies in every context
+    needs_destination: bool = False  # some limit selects by country or type, or counts countries
 
     def counts_accounts_in(self, context: str) -> bool:
         """Whether an account limit counts calls in ``context`` (else the account need not be read)."""
@@ -236,15 +275,24 @@ def compile_limits(section: Mapping[str, Any]) -> Tuple[LimitSet, List[str]]:
         if by == ACCOUNT_PREFIX and not prefixes:
             errors.append(f"{path}.prefixes: by account_prefix needs the prefixes that make up the key")
         thresholds = {metric: _threshold(spec.get(metric)) for metric in METRICS}
+        counts_countries = DISTINCT_COUNTRIES in spec
+        if counts_countries:
+            if thresholds[DISTINCT]:
+                errors.append(f"{path}: a limit counts distinct_numbers or distinct_countries, not both "
+                              "(make two limits)")
+            thresholds[DISTINCT] = _threshold(spec[DISTINCT_COUNTRIES])
         if not any(thresholds.values()):
-            errors.append(f"{path}: set at least one of calls, distinct_numbers, concurrent")
+            errors.append(f"{path}: set at least one of calls, distinct_numbers, distinct_countries, concurrent")
+        errors += destination_errors(path, spec)
         for metric, threshold in thresholds.items():
             if threshold and threshold.warning is not None and threshold.critical is not None \
                     and threshold.warning >= threshold.critical:
-                errors.append(f"{path}.{metric}: warning ({threshold.warning}) must be below critical "
+                shown = DISTINCT_COUNTRIES if metric == DISTINCT and counts_countries else metric
+                errors.append(f"{path}.{shown}: warning ({threshold.warning}) must be below critical "
                               f"({threshold.critical})")
         if (thresholds[CALLS] or thresholds[DISTINCT]) and "window" not in spec:
-            errors.append(f"{path}.window: calls and distinct_numbers count over a window of seconds: set it")
+            errors.append(f"{path}.window: calls, distinct_numbers and distinct_countries count over a window "
+                          "of seconds: set it")
         action = spec.get("action", ALERT)
         if spec.get("block_for") and action != REJECT:
             errors.append(f"{path}.block_for: only a limit with action reject can block")
@@ -260,6 +308,10 @@ def compile_limits(section: Mapping[str, Any]) -> Tuple[LimitSet, List[str]]:
             action=action,
             block_for=float(spec.get("block_for", 0)),
             ban=spec.get("ban", by == SOURCE_IP),
+            countries=frozenset(spec.get("countries", ())),
+            number_types=frozenset(spec.get("number_types", ())),
+            counts_countries=counts_countries,
+            description=spec.get("description", ""),
         ))
     named = {context for limit in limits for context in limit.contexts}
     everywhere = tuple(limit for limit in limits if not limit.contexts)
@@ -276,11 +328,21 @@ def compile_limits(section: Mapping[str, Any]) -> Tuple[LimitSet, List[str]]:
         has_concurrency=any(limit.concurrent is not None for limit in limits),
         account_contexts=frozenset(context for limit in limits if limit.by != SOURCE_IP for context in limit.contexts),
         account_everywhere=any(limit.by != SOURCE_IP and not limit.contexts for limit in limits),
+        needs_destination=any(limit.by_destination for limit in limits),
     ), errors
 
 
+def destination_errors(path: str, spec: Mapping[str, Any]) -> List[str]:
+    """A limit's countries and number types, checked against libphonenumber (imported only then)."""
+    if not (spec.get("countries") or spec.get("number_types")):
+        return []
+    return (destinations.region_errors(f"{path}.countries", spec.get("countries", ()))
+            + destinations.type_errors(f"{path}.number_types", spec.get("number_types", ())))
+
+
 def for_call(limitset: LimitSet, context: str, number: str, source_ip: Optional[str], account: Optional[str],
-             skip: Sequence[str] = ()) -> Tuple[List[Check], Tuple[str, ...]]:
+             skip: Sequence[str] = (), destination: Optional[Destination] = None,
+             ) -> Tuple[List[Check], Tuple[str, ...]]:
     """A call's checks, the (limit, key) pairs it counts toward, and its blockable identities
     (``ip:ADDR``, ``account:USER@DOMAIN``): what the live screen and ``fs-guard replay`` both
     hand to a tally's ``count``.
@@ -288,7 +350,8 @@ def for_call(limitset: LimitSet, context: str, number: str, source_ip: Optional[
     ``source_ip`` must be the validated socket address; ``account`` the authenticated
     ``user@domain``, or None: an unauthenticated call has no account and account limits
     do not count it (never one shared key for every anonymous call). ``skip`` names the
-    limits that already counted this call (a transfer screens it again).
+    limits that already counted this call (a transfer screens it again). ``destination`` is the
+    number's classification (None: not classified; limits by destination then skip the call).
     """
     ip_identity = "ip:" + source_ip if source_ip else ""
     account_identity = "account:" + account if account else ""
@@ -302,6 +365,8 @@ def for_call(limitset: LimitSet, context: str, number: str, source_ip: Optional[
             prefix = match(number)
             if prefix is None:
                 continue
+        if limit.by_destination and not limit.selects(destination):
+            continue
         by = limit.by
         if by == SOURCE_IP:
             if source_ip:

@@ -16,6 +16,7 @@ from typing import Optional, Tuple, Union
 
 from fs_guard.runtime import banlog
 from fs_guard.runtime.config import Config
+from fs_guard.runtime.destinations import NUMBER, SHORT, Destination
 from fs_guard.runtime.rules import Rules
 
 Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
@@ -101,14 +102,20 @@ def ban_outcome(config: Config, rules: Rules, address: Optional[Address], ban: b
     return BANNED
 
 
-def call_fields(context: str, number: Optional[str], user_agent: Optional[str]) -> str:
-    """A call's ban-line fields: the screen writes them, and replay writes the same."""
-    return f"context={banlog.token(context)} dest={banlog.quoted(number)} ua={banlog.quoted(user_agent)}"
+def call_fields(context: str, number: Optional[str], user_agent: Optional[str],
+                destination: Optional[Destination] = None) -> str:
+    """A call's ban-line fields: the screen writes them, and replay writes the same. A classified
+    phone or short number adds its ``country`` and ``type`` (``country=unknown`` when none)."""
+    fields = f"context={banlog.token(context)} dest={banlog.quoted(number)} ua={banlog.quoted(user_agent)}"
+    if destination is None or destination.kind not in (NUMBER, SHORT):
+        return fields
+    return f"{fields} country={destination.region or 'unknown'} type={destination.type}"
 
 
-def limit_fields(limit: str, context: str, number: Optional[str], user_agent: Optional[str]) -> str:
+def limit_fields(limit: str, context: str, number: Optional[str], user_agent: Optional[str],
+                 destination: Optional[Destination] = None) -> str:
     """A call a fraud limit rejected: the limit's name, then the call's fields."""
-    return f"limit={banlog.token(limit)} {call_fields(context, number, user_agent)}"
+    return f"limit={banlog.token(limit)} {call_fields(context, number, user_agent, destination)}"
 
 
 def registration_fields(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from typing import Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 CALLS_ACCEPTED = "calls_accepted"
 CALLS_REJECTED = "calls_rejected"
@@ -28,6 +28,10 @@ REJECTED_PREFIX = "rejected."
 #: ``add_call``'s name for a call monitor mode let through: ``monitor.<reason>``.
 MONITOR_PREFIX = "monitor."
 LIMIT_BLOCKED_CALLS = "limit_blocked_calls"
+#: Calls to an emergency number of the home region, let through whatever the rules and limits say.
+EMERGENCY_CALLS = "calls_emergency"
+#: Rejected calls by destination country: ``rejected_country.GB`` (classified numbers only).
+REJECTED_COUNTRY_PREFIX = "rejected_country."
 #: Kept by ConfigStore (calls decided with the built-in defaults because the first load was slow).
 CONFIG_WAIT_TIMEOUTS = "config_wait_timeouts"
 #: Kept by ConfigStore too: files loaded, and files (or their absence) that did not take effect.
@@ -39,6 +43,13 @@ MAX_CONTEXTS = 100
 OTHER_CONTEXT = "(other)"
 
 CallKey = Tuple[str, str]
+
+
+def rejected_country(destination: Any) -> Optional[str]:
+    """The counter of a rejected call's destination country, or None when it was not classified
+    (at most one per country libphonenumber knows: bounded)."""
+    region = getattr(destination, "region", "")
+    return REJECTED_COUNTRY_PREFIX + region if region else None
 
 
 class Counters:

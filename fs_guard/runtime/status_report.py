@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 
 from fs_guard import __version__
 
-from fs_guard.runtime import banlog, sofia_events, state, stats
+from fs_guard.runtime import banlog, destinations, sofia_events, state, stats
 from fs_guard.runtime.config import METRICS_EXTRA, LoadState, locate_config
 
 USAGE = "usage: python fs_guard.status [reload] [json | prometheus] | unblock KEY [json]"
@@ -101,7 +101,14 @@ def report(reloaded: Optional[LoadState] = None) -> Dict[str, Any]:
     data["ban_log"] = config.ban_log_path
     data["register_failure_hook"] = {"running": hook is not None, "since": _iso(hook)}
     data["counters_since"] = _iso(state.STATS.started)
-    data["counters"] = _ordered(state.counters())
+    counters = state.counters()
+    by_country = {name[len(stats.REJECTED_COUNTRY_PREFIX):]: counters.pop(name)
+                  for name in [n for n in counters if n.startswith(stats.REJECTED_COUNTRY_PREFIX)]}
+    data["counters"] = _ordered(counters)
+    data["destinations"] = {
+        "metadata_version": _metadata_version(),
+        "rejected_by_country": dict(sorted(by_country.items(), key=lambda item: (-item[1], item[0]))),
+    }
     data["limits"] = _limits(config, hook is not None)
     data["cluster"] = None
     if config.cluster is not None:
@@ -134,6 +141,14 @@ def _limits(config: Any, hook_running: bool) -> Dict[str, Any]:
     }
 
 
+def _metadata_version() -> Optional[str]:
+    """libphonenumber's metadata version (how current the numbering plans are), None if missing."""
+    try:
+        return destinations.metadata_version()
+    except ImportError:
+        return None
+
+
 def _ordered(snapshot: Dict[str, int]) -> Dict[str, int]:
     ordered: Dict[str, int] = {}
     for name in COUNTERS:
@@ -164,6 +179,7 @@ def render(data: Dict[str, Any]) -> str:
     if data["cluster"] is not None:
         lines += _render_cluster(data["cluster"])
     lines += _render_limits(data["limits"])
+    lines += _render_destinations(data["destinations"])
     lines.append(f"counters since {data['counters_since']}:")
     width = max(len(name) for name in data["counters"])
     lines += [f"  {name:<{width}}  {value}" for name, value in data["counters"].items()]
@@ -199,6 +215,14 @@ def _render_cluster(cluster: Dict[str, Any]) -> List[str]:
         f"  last error:   {_text(error) + ' at ' + cluster['error_at'] if error else 'none'}",
         f"  ban follower: {bans}",
     ]
+
+
+def _render_destinations(found: Dict[str, Any]) -> List[str]:
+    version = found["metadata_version"]
+    plans = (f"libphonenumber metadata {version} (newer: pip install -U phonenumberslite, then fs-guard install)" if version
+             else "libphonenumber NOT INSTALLED (pip install phonenumberslite)")
+    rejected = ", ".join(f"{country} {count:,}" for country, count in found["rejected_by_country"].items())
+    return [f"numbering plans: {plans}", f"rejected by destination country: {rejected or 'none'}"]
 
 
 def _render_limits(limits: Dict[str, Any]) -> List[str]:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from fs_guard.runtime.limits import (
-    ACCEPTED, CALLS, CONCURRENT, DISTINCT, Check, Hit, Limit, LimitSet, NO_LIMITS, Outcome, judge,
+    ACCEPTED, CALLS, CONCURRENT, Check, Hit, Limit, LimitSet, NO_LIMITS, Outcome, judge,
 )
 
 WindowKey = Tuple[str, str]  # (limit name, key)
@@ -78,14 +78,15 @@ class Tally:
 
     def count(self, limits: LimitSet, checks: Sequence[Check], identities: Sequence[str], call_id: Optional[str],
               number: str, now: float, enforce: bool = True, concurrency: bool = True,
-              observe: Optional[Callable[[Check, int, int, int], None]] = None) -> Outcome:
+              observe: Optional[Callable[[Check, int, int, int], None]] = None, country: str = "") -> Outcome:
         """Judge one call against ``checks`` and, unless it is rejected, count it.
 
         ``identities`` are the call's blockable identities (``ip:ADDR``, ``account:USER@DOMAIN``);
         ``enforce`` false (monitor mode) alerts but never rejects or blocks; ``concurrency``
         false (nobody would release the slot) leaves concurrent calls uncounted. ``observe``,
         when given, sees each check's counts of calls, distinct numbers and concurrent calls
-        (0 where not counted), hit or not: ``fs-guard replay``'s peaks.
+        (0 where not counted), hit or not: ``fs-guard replay``'s peaks. ``country`` is the
+        destination's country, what a limit of ``distinct_countries`` counts instead of ``number``.
         """
         with self._lock:
             if limits is not self._limits:
@@ -99,7 +100,8 @@ class Tally:
             measured = []
             for check in checks:
                 limit = check.limit
-                where, window, calls, distinct, concurrent = self._measure(check, call_id, number, now, concurrency)
+                value = country if limit.counts_countries else number
+                where, window, calls, distinct, concurrent = self._measure(check, call_id, value, now, concurrency)
                 if observe is not None:
                     observe(check, calls, distinct, concurrent)
                 quiet_calls, quiet_distinct, quiet_concurrent = limit.quiet
@@ -111,7 +113,7 @@ class Tally:
                         hits.extend([Hit(limit, key, *hit) for hit in found])
                         if rejects and enforce and rejecting is None:
                             rejecting = check
-                measured.append((limit, where, window))
+                measured.append((limit, where, window, value))
             if rejecting is not None:
                 limit = rejecting.limit
                 until = None
@@ -122,31 +124,34 @@ class Tally:
             if not measured:
                 return ACCEPTED
             record = self._record
-            for limit, where, window in measured:
-                record(limit, where, window, call_id, number, now, concurrency)
-            return Outcome(tuple(hits), None, "", None, tuple([limit.name for limit, _, _ in measured]))
+            for limit, where, window, value in measured:
+                record(limit, where, window, call_id, value, now, concurrency)
+            return Outcome(tuple(hits), None, "", None, tuple([limit.name for limit, _, _, _ in measured]))
 
     # -- for the cluster (fs_guard.runtime.cluster): Redis decides, this tally keeps up ------
 
     def peek(self, limits: LimitSet, checks: Sequence[Check], identities: Sequence[str], call_id: Optional[str],
-             number: str, now: float, concurrency: bool = True) -> Tuple[Optional[Block], List[Dict[str, int]]]:
+             number: str, now: float, concurrency: bool = True,
+             country: str = "") -> Tuple[Optional[Block], List[Dict[str, int]]]:
         """The block and the counts ``count`` would judge now (this call included), counting nothing."""
         with self._lock:
             if limits is not self._limits:
                 self._adopt(limits)
             blocked = self._blocked(identities, now) if self._blocks else None
-            return blocked, [check.limit.counts(*self._measure(check, call_id, number, now, concurrency)[2:])
+            return blocked, [check.limit.counts(*self._measure(check, call_id, country if check.limit.counts_countries
+                                                               else number, now, concurrency)[2:])
                              for check in checks]
 
     def record(self, limits: LimitSet, checks: Sequence[Check], call_id: Optional[str], number: str, now: float,
-               concurrency: bool = True) -> None:
+               concurrency: bool = True, country: str = "") -> None:
         """Count a call accepted elsewhere (by the shared counts), as ``count`` counts an accepted call."""
         with self._lock:
             if limits is not self._limits:
                 self._adopt(limits)
             for check in checks:
-                where, window = self._measure(check, call_id, number, now, concurrency)[:2]
-                self._record(check.limit, where, window, call_id, number, now, concurrency)
+                value = country if check.limit.counts_countries else number
+                where, window = self._measure(check, call_id, value, now, concurrency)[:2]
+                self._record(check.limit, where, window, call_id, value, now, concurrency)
 
     def block(self, identity: str, until: float, limit: Limit, key: str) -> None:
         """Hold a block decided elsewhere (by the shared counts) as if this tally had decided it."""
@@ -327,7 +332,7 @@ class Tally:
                     if limit.calls is not None:
                         counts.append((CALLS, sum(1 for t in window.calls if t > horizon)))
                     if limit.distinct is not None:
-                        counts.append((DISTINCT, sum(1 for t in window.numbers.values() if t > horizon)))
+                        counts.append((limit.metrics[1], sum(1 for t in window.numbers.values() if t > horizon)))
                 if limit.concurrent is not None:
                     counts.append((CONCURRENT, sum(1 for e in self._slots.get(where, {}).values() if e > now)))
                 load = max((count / _scale(limit, metric) for metric, count in counts), default=0.0)
@@ -337,5 +342,5 @@ class Tally:
 
 
 def _scale(limit: Limit, metric: str) -> float:
-    threshold: Any = {CALLS: limit.calls, DISTINCT: limit.distinct, CONCURRENT: limit.concurrent}[metric]
+    threshold: Any = dict(zip(limit.metrics, (limit.calls, limit.distinct, limit.concurrent)))[metric]
     return float(threshold.critical if threshold.critical is not None else threshold.warning)

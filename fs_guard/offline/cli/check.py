@@ -5,14 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Optional
+from typing import List, Optional
 
 from fs_guard.fsconf import install, site
 from fs_guard.runtime import banlog, offence
 from fs_guard.runtime.config import (
     CONFIG_BASENAME, ClusterSettings, Config, ConfigError, default_config, load_config, locate_config,
 )
-from fs_guard.runtime.rules import CallFacts, PrefixSet, Rules, decide
+from fs_guard.runtime.destinations import Classifier, metadata_version
+from fs_guard.runtime.rules import CallFacts, PrefixSet, Rules, decide, destination_of
 
 
 def register(sub: "argparse._SubParsersAction") -> None:
@@ -82,9 +83,47 @@ def describe_rules(rules: Rules) -> list:
         f"allow prefixes:    {_prefixes(rules.allow) if rules.allow else 'any number'}",
         f"scanner UAs:       {len(rules.deny_user_agents)}",
         f"allowed chars:     {chars}",
+        *describe_destinations(rules),
         f"mode:              {'MONITOR (rejects nothing)' if rules.monitor else 'enforce'}"
         f", ban lines {'on' if rules.ban else 'off'}",
     ]
+
+
+def describe_destinations(rules: Rules) -> List[str]:
+    """The dialling convention and the destination rules, for check-config."""
+    if rules.classifier is None:
+        return ["dialling:          no home region: numbers are not classified (no emergency exemption)"]
+    dialling = rules.classifier.dialling
+    idd = ", ".join(dialling.international_prefixes) or "the region's own"
+    national = dialling.national_prefix if dialling.national_prefix is not None else "the region's own"
+    lines = [f"dialling:          home {dialling.region}, international prefix {idd}, national prefix {national}"
+             + (f", outside line {dialling.outside_line}" if dialling.outside_line else "")
+             + (", + is E.164" if dialling.plus_is_e164 else ", + is not E.164")]
+    lines.append(f"emergency:         {', '.join(emergency_examples(rules.classifier)) or 'none known'} and every "
+                 f"other emergency number of {dialling.region} always go through")
+    if rules.deny_countries:
+        lines.append(f"deny countries:    {', '.join(sorted(rules.deny_countries))}")
+    if rules.allow_countries:
+        lines.append(f"allow countries:   {', '.join(sorted(rules.allow_countries))} (only these)")
+    if rules.deny_types:
+        lines.append(f"deny number types: {', '.join(sorted(rules.deny_types))}")
+    if rules.reject_invalid:
+        lines.append("invalid numbers:   rejected")
+    return lines
+
+
+def emergency_examples(classifier: Classifier) -> List[str]:
+    """The well-known emergency numbers that are emergency numbers of the classifier's region."""
+    return [number for number in ("112", "911", "999", "000", "110", "119", "100", "101", "102", "15", "17", "18")
+            if classifier.classify(number).emergency]
+
+
+def metadata_line() -> str:
+    try:
+        version = metadata_version()
+    except ImportError:
+        return "numbering plans: libphonenumber NOT INSTALLED (pip install phonenumberslite)"
+    return f"numbering plans: libphonenumber metadata {version} (newer: pip install -U phonenumberslite, then fs-guard install)"
 
 
 def config_name(config: Config) -> str:
@@ -103,6 +142,7 @@ def run_check(args: argparse.Namespace) -> int:
     print(f"on error:      {config.on_error} the call")
     nets = ", ".join(str(n) for n in config.trusted_networks) or "none"
     print(f"trusted nets:  {nets}")
+    print(metadata_line())
     for name, rules in [("(all contexts)", config.base)] + sorted(config.contexts.items()):
         print(f"rules for {name}:")
         for line in describe_rules(rules):
@@ -113,6 +153,8 @@ def run_check(args: argparse.Namespace) -> int:
         f"{limits.call_max_duration:g} s)" if limits else ""))
     for limit in limits.limits:
         print(f"  {limit.name}: {limit.describe()}")
+        if limit.description:
+            print(f"    ({banlog.escape(limit.description)})")
     if config.cluster is None:
         print("cluster:       none (limits and bans are this node's own)")
         return 0
@@ -148,17 +190,25 @@ def run_test(args: argparse.Namespace) -> int:
     context = banlog.token(args.context)
     _warn_unscreened(config, args.context)
     rules = config.rules_for(args.context)
-    verdict = decide(rules, CallFacts(args.number, args.context, args.ip, args.user_agent))
+    destination = destination_of(rules, args.number, needed=True)
+    verdict = decide(rules, CallFacts(args.number, args.context, args.ip, args.user_agent, destination))
     number = banlog.quoted(args.number)
-    if verdict.accept:
+    if verdict.emergency:
+        print(f"ACCEPT {number} context={context} (an emergency number of {destination.region}: "  # type: ignore
+              "no rule, limit or block rejects it)")
+    elif verdict.accept:
         print(f"ACCEPT {number} context={context}")
     else:
         note = " (monitor mode: would be logged, not rejected)" if rules.monitor else ""
         print(f"REJECT {number} context={context} reason={verdict.reason}{note}")
     which = f"the rules in contexts.{context}" if args.context in config.contexts else "the top-level rules"
     print(f"configuration: {config_name(config)} ({which})")
+    if destination is not None:
+        print(f"destination:   {destination.describe()}")
+    else:
+        print("destination:   not classified (these rules have no dialling.region)")
     applying = [limit.name for limit in config.limits.for_context(args.context)]
-    if verdict.accept and applying:
+    if verdict.accept and not verdict.emergency and applying:
         print(f"limits:        {', '.join(applying)} count calls in this context (they depend on the calls "
               "before it: fs-guard replay shows what they do to recorded traffic)")
     if verdict.accept:

@@ -29,6 +29,7 @@ from fs_guard.runtime.limits import CONCURRENT, CRITICAL, WARNING, Limit, Thresh
 from fs_guard.offline.cli.check import load_or_report
 from fs_guard.runtime.config import Config
 from fs_guard.offline.replay import FileSummary, Jail, JailError, Replay, Report
+from fs_guard.offline.replay_destinations import DestinationRow, DestinationsReport
 from fs_guard.offline.replay_limits import SLACK, LimitsReport, MetricPeaks
 from fs_guard.offline.replay_timeline import Timeline
 
@@ -345,7 +346,17 @@ def report_json(report: Report) -> Dict[str, Any]:
         "stopped_by_firewall": report.stopped,
         "not_banned_ignoreip": list(report.ignored_by_jail),
         "limits": _limits_json(report.limits) if report.limits is not None else None,
+        "destinations": _destinations_json(report.destinations) if report.destinations is not None else None,
     }
+
+
+def _destinations_json(report: DestinationsReport) -> Dict[str, Any]:
+    def rows(found: Sequence[DestinationRow]) -> List[Dict[str, Any]]:
+        return [{"name": row.name, "attempts": row.attempts, "accepted": row.accepted, "rejected": row.rejected,
+                 "rejected_by_limits": row.limited, "reasons": _pairs(row.reasons)} for row in found]
+    return {"classified": report.classified, "emergency": report.emergency, "not_phone_numbers": report.not_numbers,
+            "countries": report.country_count, "top_countries": rows(report.countries),
+            "number_types": rows(report.types)}
 
 
 def _limits_json(report: LimitsReport) -> Dict[str, Any]:
@@ -422,6 +433,8 @@ def render(report: Report) -> str:
         lines.append(f"not banned (in the jail's ignoreip): {', '.join(report.ignored_by_jail)}")
     if report.limits is not None:
         _limits_text(lines, report.limits)
+    if report.destinations is not None:
+        _destinations_text(lines, report.destinations)
     if report.bad:
         lines += ["", f"bad lines: {report.bad:,} (skipped)"]
         for f in report.files:
@@ -435,6 +448,22 @@ def _bad_lines(f: FileSummary, shown: int) -> List[str]:
     if f.bad > len(lines):
         lines.append(f"  {f.path}: ... and {f.bad - len(lines):,} more")
     return lines
+
+
+def _destinations_text(lines: List[str], report: DestinationsReport) -> None:
+    lines += ["", f"destinations: {report.classified:,} calls classified, {report.country_count:,} "
+                  f"countr{'ies' if report.country_count != 1 else 'y'}; {report.emergency:,} emergency "
+                  f"(always let through), {report.not_numbers:,} not phone numbers (extensions, codes)"]
+    for title, rows in (("top countries (accepted: what denying the country would have stopped):", report.countries),
+                        ("number types:", report.types)):
+        if not rows:
+            continue
+        lines += [f"  {title}",
+                  f"    {'':<22} {'attempts':>9} {'accepted':>9} {'rejected':>9} {'by limits':>9}  reasons"]
+        for row in rows:
+            reasons = ", ".join(f"{reason} {count:,}" for reason, count in row.reasons)
+            lines.append(f"    {row.name:<22} {row.attempts:>9,} {row.accepted:>9,} {row.rejected:>9,} "
+                         f"{row.limited:>9,}  {reasons}")
 
 
 def _limits_text(lines: List[str], report: LimitsReport) -> None:

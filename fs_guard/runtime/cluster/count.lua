@@ -18,8 +18,9 @@
 --       distinct top, critical; concurrent top, critical (top -1 = not counted, critical
 --       -1 = never rejects); block_for (0 = none); identity index of its block; the node's
 --       own counts of calls, distinct, concurrent: floors, a count is never below what the
---       node itself has seen), and "LIMIT|BY|KEY". (One string, not twelve: redis-py spends
---       about half a microsecond packing each argument.)
+--       node itself has seen; 1 when the distinct count is of destination countries, else 0),
+--       and "LIMIT|BY|KEY" (one string, not thirteen: redis-py spends about half a microsecond
+--       packing each argument); last, the call's destination country ("" = not classified).
 -- Reply: {1, j, block value, now} when identity j is blocked; otherwise
 --        {0 accepted | 2 rejected, rejecting check, block until (0 = none), now,
 --         then calls, distinct, concurrent per check (-1 = not counted)}.
@@ -44,8 +45,16 @@ local n, m = tonumber(ARGV[5]), tonumber(ARGV[6])
 local blocks = 3 * n
 
 -- each check's integers: WINDOW, CALLS_TOP, CALLS_CRIT, DISTINCT_TOP, DISTINCT_CRIT,
--- UP_TOP, UP_CRIT, BLOCK_FOR, IDENTITY, then the floors
-local WINDOW, CALLS_TOP, DISTINCT_TOP, UP_TOP, BLOCK_FOR, IDENTITY, FLOORS = 1, 2, 4, 6, 8, 9, 9
+-- UP_TOP, UP_CRIT, BLOCK_FOR, IDENTITY, then the floors, then DISTINCT_OF (1: countries)
+local WINDOW, CALLS_TOP, DISTINCT_TOP, UP_TOP, BLOCK_FOR, IDENTITY, FLOORS, DISTINCT_OF = 1, 2, 4, 6, 8, 9, 9, 13
+local country = ARGV[13 + 2 * n]
+-- what a check's distinct count counts: the number dialled, or its destination country
+local function distinct_member(c)
+  if c[DISTINCT_OF] == 1 then
+    return country
+  end
+  return ARGV[2]
+end
 local checks = {}
 for i = 1, n do
   local values = {}
@@ -87,7 +96,7 @@ for i = 1, n do
   end
   if c[DISTINCT_TOP] >= 0 then
     local key = KEYS[3 * i - 1]
-    local last = redis.call('ZSCORE', key, ARGV[2])
+    local last = redis.call('ZSCORE', key, distinct_member(c))
     local new = (last and tonumber(last) > horizon) and 0 or 1
     counts[2] = math.max(redis.call('ZCOUNT', key, after, '+inf') + new, c[FLOORS + 2])
   end
@@ -130,7 +139,7 @@ for i = 1, n do
     add(KEYS[3 * i - 2], ARGV[3], c[CALLS_TOP], window)
   end
   if c[DISTINCT_TOP] >= 0 then
-    add(KEYS[3 * i - 1], ARGV[2], c[DISTINCT_TOP], window)
+    add(KEYS[3 * i - 1], distinct_member(c), c[DISTINCT_TOP], window)
   end
   if c[UP_TOP] >= 0 then
     local key = KEYS[3 * i]

@@ -28,7 +28,7 @@ from fs_guard.runtime.cluster import script
 from fs_guard.runtime.cluster.link import Link
 from fs_guard.runtime.cluster.outbox import Outbox
 from fs_guard.runtime.limits import (
-    ACCEPTED, CALLS, CONCURRENT, DISTINCT, METRICS, REJECT, Check, Hit, Limit, LimitSet, Outcome, Threshold, judge,
+    ACCEPTED, REJECT, Check, Hit, Limit, LimitSet, Outcome, Threshold, judge,
 )
 from fs_guard.runtime.tally import Tally
 
@@ -49,18 +49,19 @@ class Counter:
 
     def count(self, tally: Tally, limits: LimitSet, checks: Sequence[Check], identities: Sequence[str],
               call_id: Optional[str], number: str, now: float, enforce: bool = True,
-              concurrency: bool = True) -> Outcome:
+              concurrency: bool = True, country: str = "") -> Outcome:
         """``Tally.count`` across the cluster: Redis decides, the node's tally keeps up; when
-        Redis cannot answer within the timeout, the node's tally decides alone."""
+        Redis cannot answer within the timeout, the node's tally decides alone. ``country``:
+        the destination's, what a limit of ``distinct_countries`` counts."""
         if not checks and not (enforce and identities):
             return ACCEPTED  # nothing to count, no block to look up
         link = self._link
         if not link.usable(wait=True):
-            return _alone(tally, limits, checks, identities, call_id, number, now, enforce, concurrency)
-        held, floors = tally.peek(limits, checks, identities, call_id, number, now, concurrency)
+            return _alone(tally, limits, checks, identities, call_id, number, now, enforce, concurrency, country)
+        held, floors = tally.peek(limits, checks, identities, call_id, number, now, concurrency, country)
         slots = bool(concurrency and call_id)
         call = self._call(limits, checks, identities, call_id, number, now, enforce, slots,
-                          held if enforce else None, floors)
+                          held if enforce else None, floors, country)
         keys, args = script.encode(self._prefix, call)
         try:
             raw = link.script(keys=keys, args=args)
@@ -68,7 +69,7 @@ class Counter:
             link.failed(exc)
             if slots:  # a slow Redis may still count it when it catches up: free that at hang-up too
                 self._outbox.hold(str(call_id), script.slot_keys(self._prefix, call), limits.max_keys)
-            return _alone(tally, limits, checks, identities, call_id, number, now, enforce, concurrency)
+            return _alone(tally, limits, checks, identities, call_id, number, now, enforce, concurrency, country)
         link.health.succeeded()
         reply = script.decode(raw, len(checks))
         offset = now - reply.now_us / 1_000_000 if self.server_time else 0.0  # Redis's clock -> the node's
@@ -79,7 +80,8 @@ class Counter:
             return Outcome((), limit, reply.key, until, ())
         hits: List[Hit] = []
         for check, counts in zip(checks, reply.counts):
-            found, _ = judge(check.limit, {metric: value for metric, value in zip(METRICS, counts) if value >= 0})
+            found, _ = judge(check.limit, {metric: value for metric, value in zip(check.limit.metrics, counts)
+                                           if value >= 0})
             hits.extend(Hit(check.limit, check.key, *hit) for hit in found)
         if reply.rejected >= 0:
             check = checks[reply.rejected]
@@ -88,7 +90,7 @@ class Counter:
                 until = reply.block_until_us / 1_000_000 + offset
                 tally.block(check.identity, until, check.limit, check.key)
             return Outcome(tuple(hits), check.limit, check.key, until, ())
-        tally.record(limits, checks, call_id, number, now, concurrency)
+        tally.record(limits, checks, call_id, number, now, concurrency, country)
         if slots:
             self._outbox.hold(str(call_id), script.slot_keys(self._prefix, call), limits.max_keys)
         return Outcome(tuple(hits), None, "", None, tuple(check.limit.name for check in checks)) \
@@ -96,7 +98,7 @@ class Counter:
 
     def _call(self, limits: LimitSet, checks: Sequence[Check], identities: Sequence[str], call_id: Optional[str],
               number: str, now: float, enforce: bool, slots: bool, held: Any,
-              floors: Sequence[Dict[str, int]]) -> script.CallArgs:
+              floors: Sequence[Dict[str, int]], country: str) -> script.CallArgs:
         arguments = []
         for check, counts in zip(checks, floors):
             limit = check.limit
@@ -105,12 +107,12 @@ class Counter:
                 limit.name, limit.by, check.key, _us(limit.window), _metric(limit.calls, rejects),
                 _metric(limit.distinct, rejects), _metric(limit.concurrent if slots else None, rejects),
                 _us(limit.block_for), check.identity,
-                (counts.get(CALLS, 0), counts.get(DISTINCT, 0), counts.get(CONCURRENT, 0))))
+                tuple(counts.get(metric, 0) for metric in limit.metrics), limit.counts_countries))
         kept = None if held is None else script.HeldBlock(held.identity, _us(held.until - now), held.limit.name,
                                                           held.limit.by, held.key)
         return script.CallArgs(None if self.server_time else _us(now), number, self._link.unique(),
                                str(call_id) if slots else "", enforce, self._valid_limits(limits),
-                               _us(limits.call_max_duration), identities, kept, arguments)
+                               _us(limits.call_max_duration), identities, kept, arguments, country)
 
     def _valid_limits(self, limits: LimitSet) -> str:
         cached, text = self._valid
@@ -121,9 +123,10 @@ class Counter:
 
 
 def _alone(tally: Tally, limits: LimitSet, checks: Sequence[Check], identities: Sequence[str],
-           call_id: Optional[str], number: str, now: float, enforce: bool, concurrency: bool) -> Outcome:
+           call_id: Optional[str], number: str, now: float, enforce: bool, concurrency: bool,
+           country: str) -> Outcome:
     state.STATS.add(LOCAL_DECISIONS)
-    return tally.count(limits, checks, identities, call_id, number, now, enforce, concurrency)
+    return tally.count(limits, checks, identities, call_id, number, now, enforce, concurrency, country=country)
 
 
 def _us(seconds: float) -> int:

@@ -38,6 +38,7 @@ class CheckArgs(NamedTuple):
     block_for_us: int  # 0: a critical hit sets no block
     identity: str  # what its block locks ("ip:ADDR", "account:USER@DOMAIN")
     floors: Tuple[int, int, int]  # the node's own counts (calls, distinct, concurrent): no count is below them
+    countries: bool = False  # the distinct count is of destination countries, not numbers
 
 
 class HeldBlock(NamedTuple):
@@ -64,6 +65,7 @@ class CallArgs(NamedTuple):
     identities: Sequence[str]  # whose blocks are looked up (and that order is the reply's)
     held: Optional[HeldBlock]
     checks: Sequence[CheckArgs]
+    country: str = ""  # the call's destination country ("": not classified)
 
 
 class Blocked(NamedTuple):
@@ -106,8 +108,9 @@ def encode(prefix: str, call: CallArgs) -> Tuple[List[str], List[str]]:
     for check in call.checks:
         keys += _windows(prefix, check)
         values = (check.window_us, *check.calls, *check.distinct, *check.concurrent, check.block_for_us,
-                  blockable.index(check.identity) + 1, *check.floors)
+                  blockable.index(check.identity) + 1, *check.floors, 1 if check.countries else 0)
         args += [",".join(map(str, values)), f"{check.limit}|{check.by}|{check.key}"]
+    args.append(call.country)
     keys += [f"{prefix}block:{identity}" for identity in blockable]
     if held is not None:
         keys.append(f"{prefix}unblocked:{held.identity}")
