@@ -69,6 +69,7 @@ class Chart:
         self.markers = 0  # scatter markers
         self.texts: List[str] = []  # text drawn beside points
         self.shapes = 0  # lines and shaded spans
+        self.title = ""  # the heading of the page's section the chart is in
 
 
 class Charts(HTMLParser):
@@ -80,6 +81,7 @@ class Charts(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.charts: Dict[str, Chart] = {}
         self._stack: List[Tuple[str, str, Optional[Chart]]] = []  # (tag, class, the chart it is in)
+        self._heading = ""  # the last h2's text
         self.feed(dom)
 
     def handle_starttag(self, tag: str, attrs: List[Tuple[str, Optional[str]]]) -> None:
@@ -88,6 +90,9 @@ class Charts(HTMLParser):
         chart = self._stack[-1][2] if self._stack else None
         if tag == "div" and "plotly-graph-div" in classes.split():
             chart = self.charts[values["id"]] = Chart()
+            chart.title = self._heading
+        if tag == "h2":
+            self._heading = ""
         if chart is not None and tag == "path" and values.get("d"):
             parent = self._stack[-1][1].split() if self._stack else []
             if "point" in parent and _area(values["d"]):
@@ -105,6 +110,8 @@ class Charts(HTMLParser):
                 break
 
     def handle_data(self, data: str) -> None:
+        if self._stack and self._stack[-1][0] == "h2":
+            self._heading += data
         if self._stack and self._stack[-1][0] == "text" and self._stack[-1][2] is not None:
             if len(self._stack) > 1 and "textpoint" in self._stack[-2][1]:
                 self._stack[-1][2].texts.append(data)

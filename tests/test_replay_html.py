@@ -64,6 +64,21 @@ def run(capsys, *argv: str):
 
 RATE_LIMIT = {"name": "rate", "by": "account", "window": 60, "calls": {"warning": 1, "critical": 2},
               "action": "reject"}
+#: A UK office's rules that classify destinations: a denied country and type, a limit on calls
+#: to France that rejects, a lab context in monitor mode.
+OFFICE = {"dialling": {"region": "GB"}, "deny_prefix": [], "destination_number_max_len": 16, "deny_countries": ["CU"],
+          "deny_number_types": ["premium_rate"], "contexts": {"lab": {"monitor": True}},
+          "limits": [{"name": "fr-rate", "by": "account", "countries": ["FR"], "window": 60,
+                      "calls": {"critical": 2}, "action": "reject"}]}
+
+
+def office_calls() -> List[Dict[str, Any]]:
+    """Calls of every outcome to GB, CU, FR, 001 and no known country, an extension and 999."""
+    numbers = (["02079460000"] * 3 + ["09098790000"] * 2 + ["005378612345"] * 2 + ["0033142685300"] * 4
+               + ["00999123456", "0088213000000", "1001", "999"])
+    calls = [attempt(T0 + i, number=number, context="default", account="1001@pbx")
+             for i, number in enumerate(numbers)]
+    return calls + [attempt(T0 + 20, number="005378612345", context="lab", account="1002@pbx")]
 
 
 # -- the timeline --------------------------------------------------------------------------------
@@ -173,9 +188,72 @@ class TestPage:
         # the fourth call, rejected by "rate", is counted by no limit
         assert "<li>quiet: never hit; highest calls 3 (warning above 50)</li>" in text
 
+    def test_destination_charts_only_when_the_configuration_classifies_destinations(self, tmp_path):
+        plain = report_html.page(replayed(tmp_path, office_calls(), {"deny_prefix": ["00"]}, Timeline()))
+        assert Resources(plain).chart_ids == ["attempts", "sources"] and "destinations" not in plain
+        text = report_html.page(replayed(tmp_path, office_calls(), OFFICE, Timeline()))
+        assert Resources(text).chart_ids == ["attempts", "sources", "countries", "number-types", "limit-0"]
+        assert "<td>destinations</td><td>16 calls classified: 5 countries, 1 emergency, 1 not phone numbers</td>" in text
+        assert "in a context in monitor mode were let through: they would have been rejected." in text
+
+    def test_the_destination_charts_draw_the_text_reports_tables(self, tmp_path):
+        """Each bar is the text report's row: its reasons, accepted and limited calls add up to its
+        attempts, and the words beside it name the accepted calls a deny entry would stop."""
+        go, _, _ = report_html.require()
+        report = replayed(tmp_path, office_calls(), OFFICE, Timeline())
+        text = command.render(report)
+        found = report.destinations
+        for title, rows, rule in (("top countries", found.countries, report_html.DENY_COUNTRIES),
+                                  ("number types", found.types, report_html.DENY_NUMBER_TYPES)):
+            drawn = drawn_rows(report_html._destinations(go, report, rows, rule))
+            assert drawn == text_rows(text, title)
+            assert [name for name, *_ in drawn] == [row.name for row in rows]
+        countries = drawn_rows(report_html._destinations(go, report, found.countries, report_html.DENY_COUNTRIES))
+        assert countries == [
+            ("GB", 5, 3, 2, 0, {"denied_number_type": 2}, "  deny_countries would stop 3 more"),
+            ("FR", 4, 2, 0, 2, {}, "  deny_countries would stop 2 more"),
+            ("CU", 3, 0, 3, 0, {"denied_country": 3}, "  none let through"),  # one of them in monitor mode
+            ("001", 1, 1, 0, 0, {}, "  deny_countries would stop 1 more"),
+            ("unknown", 1, 1, 0, 0, {}, "  country not known: no rule names it"),
+        ]
+
     def test_the_page_needs_the_replays_timeline(self, tmp_path):
         with pytest.raises(ValueError, match="timeline"):
             report_html.page(replayed(tmp_path, [attempt(T0)], {}))
+
+
+def drawn_rows(figure: Any) -> List[tuple]:
+    """A bar chart's rows, top first: (label, attempts, accepted, rejected by the rules, by limits,
+    reasons of those rejects, the words beside the bar)."""
+    bars = [trace for trace in figure.data if trace.type == "bar"]
+    (words,) = [trace for trace in figure.data if trace.type == "scatter"]
+    rows = []
+    for at, label in enumerate(words.y):
+        values = {bar.name: bar.x[at] for bar in bars}
+        accepted, limited = values.pop("accepted", 0), values.get("limit", 0)
+        reasons = {name: count for name, count in values.items() if count and name != "limit"}
+        rows.append((label, sum(bar.x[at] for bar in bars), accepted, sum(reasons.values()), limited, reasons,
+                     words.text[at]))
+        assert words.x[at] == rows[-1][1]  # the words at the bar's end
+    return rows[::-1]
+
+
+def text_rows(text: str, title: str) -> List[tuple]:
+    """The text report's table under ``title``, with each row's words as the page draws them."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"  {title}")) + 2
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("    "):
+            break
+        name, attempts, accepted, rejected, limited, *reasons = line.replace(",", "").split()
+        pairs = dict(zip(reasons[::2], map(int, reasons[1::2])))
+        rule = report_html.DENY_COUNTRIES if title == "top countries" else report_html.DENY_NUMBER_TYPES
+        words = ("  country not known: no rule names it" if name == "unknown" and rule == report_html.DENY_COUNTRIES
+                 else f"  {rule} would stop {int(accepted):,} more" if int(accepted) else "  none let through")
+        rows.append((name, int(attempts), int(accepted), int(rejected), int(limited),
+                     {reason: count for reason, count in pairs.items() if reason != "limit"}, words))
+    return rows
 
 
 # -- the command ---------------------------------------------------------------------------------
@@ -269,7 +347,7 @@ def demo_page(tmp_path_factory):
     report = command.replay_files([command.BUNDLED_TRACE], None, command.load_or_report(command.DEMO_CONFIG),
                                   shipped_jail(), None, timeline=Timeline())
     report_html.write(report, str(page))
-    picture = screenshot(page, scratch, scratch / "top.png", 1000, 900)
+    picture = screenshot(page, scratch, scratch / "top.png", 1000, 1000)
     return page, Charts(dump_dom(page, scratch)).charts, picture, report
 
 
@@ -281,7 +359,8 @@ class TestInChromium:
                                                                    for s in timeline.hits)]
         # Six shipped limits are hit on the bundled day: four by the satellite-pumping account, the
         # country fan-out by the other stolen account, the high-risk list by its calls.
-        assert set(charts) == {"attempts", "sources", *(f"limit-{index}" for index in hit)} and len(hit) == 6
+        assert set(charts) == {"attempts", "sources", "countries", "number-types",
+                               *(f"limit-{index}" for index in hit)} and len(hit) == 6
         attempts = charts["attempts"]
         assert attempts.bars == sum(1 for counts in timeline.counts for count in counts if count) > 100
         assert attempts.markers == len({int((ban.at - timeline.starts[0]) // timeline.width) for ban in report.bans})
@@ -296,10 +375,24 @@ class TestInChromium:
             threshold = limits[index].limit.thresholds()[0][1]
             assert drawn.shapes >= (threshold.warning is not None) + (threshold.critical is not None) > 0  # its lines
 
+    def test_the_destination_charts_draw_the_text_reports_countries_and_types(self, demo_page):
+        _, charts, _, report = demo_page
+        found = report.destinations
+        assert (len(found.countries), found.country_count, len(found.types)) == (10, 20, 9)
+        for ident, title, rows, rule in (
+                ("countries", "Top destination countries", found.countries, report_html.DENY_COUNTRIES),
+                ("number-types", "Destination number types", found.types, report_html.DENY_NUMBER_TYPES)):
+            drawn = charts[ident]
+            assert drawn.title == title
+            assert drawn.bars == sum(len(row.reasons) + (row.accepted > 0) for row in rows)
+            assert drawn.texts == [report_html._deny(rule, row) for row in reversed(rows)]
+        assert "  deny_countries would stop 1,191 more" in charts["countries"].texts  # GB: the office's own calls
+        assert "  deny_number_types would stop 1,213 more" in charts["number-types"].texts  # fixed_line
+
     def test_the_picture_shows_rejects_register_failures_and_accepted_calls(self, demo_page):
         _, _, png, _ = demo_page
         width, height, colours = png_colours(png)
-        assert (width, height) == (1000, 900)
+        assert (width, height) == (1000, 1000)
         rejected, failures, accepted = (colours.get(rgb(SERIES[i]), 0) for i in (REJECTED, REGISTER_FAILED, ACCEPTED))
         assert rejected > 500 and failures > 200 and accepted > 200
         assert len(colours) > 100  # text, axes, bars: not a blank page

@@ -7,7 +7,8 @@ image library: it is pure Python (no compiled dependency, no numpy), and a day o
 binned by minutes is read by hovering and zooming, which a picture cannot offer. The cost
 is the size of its script (about 5 MB, once per page, whatever the number of charts).
 
-Everything shown comes from the replay's ``Report`` (with its ``timeline``); text that came
+Everything shown comes from the replay's ``Report`` (with its ``timeline``; the destination
+charts draw the text report's own tables, ``Report.destinations``); text that came
 from a trace (addresses as given, accounts, keys) is escaped for HTML, and plotly's own
 text markup, before it reaches the page.
 """
@@ -16,18 +17,22 @@ from __future__ import annotations
 
 import html
 import time
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from fs_guard.runtime import offence
 from fs_guard.runtime.limits import CRITICAL, WARNING, Limit
 from fs_guard.runtime.rules import LIMIT, REGISTER_FAILURE
 from fs_guard.offline.replay import Report
+from fs_guard.offline.replay_destinations import UNKNOWN_COUNTRY, DestinationRow, DestinationsReport
 from fs_guard.offline.replay_limits import LimitSummary
 from fs_guard.offline.replay_timeline import (
     ACCEPTED, LIMITED, MONITORED, REGISTER_FAILED, REJECTED, SERIES, HitSeries, TimelineReport,
 )
 
 EXTRA = "pip install 'fs-guard[report]'"
+#: The rules an entry for a destination row would go into (docs/destinations.md).
+DENY_COUNTRIES, DENY_NUMBER_TYPES = "deny_countries", "deny_number_types"
 #: Blocks drawn as shaded spans on a limit's chart (the text report lists them all).
 BLOCKS_DRAWN = 50
 #: Addresses named in a bar's hover text for the bans in it.
@@ -38,8 +43,8 @@ COLOURS = {SERIES[ACCEPTED]: "#9ab973", SERIES[REJECTED]: "#d9534f", SERIES[LIMI
            SERIES[MONITORED]: "#f0ad4e", SERIES[REGISTER_FAILED]: "#5b9bd5", WARNING: "#f0ad4e", CRITICAL: "#d9534f"}
 #: Legends in a row above the plot (plotly widens the top margin when they wrap).
 LEGEND = {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0}
-#: Offence reasons on the sources chart: warm for calls the rules reject, as on the attempts chart;
-#: register failures and fraud limits in their own series' colours.
+#: Offence reasons on the bars of sources and destinations: warm for calls the rules reject, as on
+#: the attempts chart; register failures and fraud limits in their own series' colours.
 REASON_COLOURS = ("#d9534f", "#e67e22", "#a93226", "#f1948a", "#dc7633", "#922b21", "#f5b041", "#cd6155")
 STYLE = """
 body { font: 15px/1.4 system-ui, sans-serif; margin: 1.5em auto; max-width: 72em; padding: 0 1em; color: #222; }
@@ -84,6 +89,8 @@ def page(report: Report) -> str:
                                  "Each address's attempts by what the rules made of them; beside the bar, "
                                  "fail2ban's bans of it and the attempts its firewall would have dropped.",
                                  _sources(go, report)))
+    if report.destinations is not None:
+        sections.extend(_destination_sections(go, pio, report, report.destinations))
     if report.limits is not None:
         sections.extend(_limit_sections(go, pio, report))
     title = "fs-guard replay: what fs-guard and fail2ban would have done"
@@ -141,29 +148,93 @@ def _markers(go: Any, timeline: TimelineReport, name: str, events: Sequence[Tupl
 
 
 def _sources(go: Any, report: Report) -> Any:
-    offenders = list(reversed(report.offenders))  # plotly draws the first row at the bottom
-    labels = [_e(o.address or "(none)") for o in offenders]
-    reasons = sorted({reason for o in offenders for reason, _ in o.reasons},
-                     key=lambda reason: -sum(dict(o.reasons).get(reason, 0) for o in offenders))
-    warm = iter(REASON_COLOURS * len(reasons))
+    return _outcome_bars(go, [Outcomes(o.address or "(none)", o.reasons, o.attempts - o.offences,
+                                       _fate(o.bans, o.stopped)) for o in report.offenders],
+                         _reason_colours(report))
+
+
+def _destination_sections(go: Any, pio: Any, report: Report, found: DestinationsReport) -> List[str]:
+    """The text report's destination tables as charts (only a replay that classified calls has them)."""
+    would = (" A reason's calls in a context in monitor mode were let through: they would have been rejected."
+             if report.monitored else "")
+    sections = []
+    if found.countries:
+        shown = (f"the top {len(found.countries):,} of {found.country_count:,}"
+                 if len(found.countries) < found.country_count else f"all {found.country_count:,}")
+        sections.append(_section(
+            pio, "countries", "Top destination countries",
+            f"Calls to phone numbers by the country they went to ({shown}; ISO 3166 region codes, 001 the "
+            "international networks) and what the rules and fraud limits made of them; beside the bar, the calls "
+            f"a {DENY_COUNTRIES} entry for the country would have stopped: those let through.{would}",
+            _destinations(go, report, found.countries, DENY_COUNTRIES)))
+    if found.types:
+        sections.append(_section(
+            pio, "number-types", "Destination number types",
+            "The same calls by number type (libphonenumber's); beside the bar, the calls a "
+            f"{DENY_NUMBER_TYPES} entry for the type would have stopped.{would}",
+            _destinations(go, report, found.types, DENY_NUMBER_TYPES)))
+    return sections
+
+
+def _destinations(go: Any, report: Report, rows: Sequence[DestinationRow], rule: str) -> Any:
+    """The text report's rows of a destination table, each a bar of its calls by outcome; beside
+    it, what ``rule`` (an entry for the row: ``deny_countries``, ``deny_number_types``) would have
+    stopped: the calls let through."""
+    return _outcome_bars(go, [Outcomes(row.name, row.reasons, row.accepted, _deny(rule, row)) for row in rows],
+                         _reason_colours(report))
+
+
+def _reason_colours(report: Report) -> Dict[str, str]:
+    """One colour per offence reason on every chart of the page: warm ones by the reasons' rank
+    in the report (rules' rejects), the series' own for register failures and fraud limits."""
+    warm = iter(REASON_COLOURS * len(report.by_reason))
     own = {REGISTER_FAILURE: COLOURS[SERIES[REGISTER_FAILED]], LIMIT: COLOURS[SERIES[LIMITED]]}
+    return {reason: own.get(reason) or next(warm) for reason, _ in report.by_reason}
+
+
+def _deny(rule: str, row: DestinationRow) -> str:
+    if row.name == UNKNOWN_COUNTRY and rule == DENY_COUNTRIES:
+        return "  country not known: no rule names it"
+    if not row.accepted:
+        return "  none let through"
+    return f"  {rule} would stop {row.accepted:,} more"
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """One bar of attempts by what became of them: offences by reason (most first, as the
+    text report lists them), attempts let through, and the words beside the bar."""
+
+    label: str
+    reasons: Tuple[Tuple[str, int], ...]
+    accepted: int
+    fate: str
+
+
+def _outcome_bars(go: Any, rows: Sequence[Outcomes], colours: Dict[str, str]) -> Any:
+    """Horizontal bars, the first row on top, stacked by reason (in ``colours``) then accepted;
+    the words at their end."""
+    rows = list(reversed(rows))  # plotly draws the first row at the bottom
+    labels = [_e(row.label) for row in rows]
+    reasons = sorted({reason for row in rows for reason, _ in row.reasons},
+                     key=lambda reason: -sum(dict(row.reasons).get(reason, 0) for row in rows))
     figure = go.Figure()
     for reason in reasons:
-        figure.add_trace(go.Bar(y=labels, x=[dict(o.reasons).get(reason, 0) for o in offenders], name=reason,
-                                orientation="h", marker_color=own.get(reason) or next(warm),
+        figure.add_trace(go.Bar(y=labels, x=[dict(row.reasons).get(reason, 0) for row in rows], name=reason,
+                                orientation="h", marker_color=colours.get(reason, REASON_COLOURS[0]),
                                 hovertemplate=f"%{{x:,}} {reason}<extra>%{{y}}</extra>"))
-    accepted = [o.attempts - o.offences for o in offenders]
-    if any(accepted):
-        figure.add_trace(go.Bar(y=labels, x=accepted, name="accepted", orientation="h",
+    if any(row.accepted for row in rows):
+        figure.add_trace(go.Bar(y=labels, x=[row.accepted for row in rows], name="accepted", orientation="h",
                                 marker_color=COLOURS[SERIES[ACCEPTED]],
                                 hovertemplate="%{x:,} accepted<extra>%{y}</extra>"))
-    figure.add_trace(go.Scatter(y=labels, x=[o.attempts for o in offenders], mode="text", showlegend=False,
-                                text=[_fate(o.bans, o.stopped) for o in offenders], textposition="middle right",
+    totals = [row.accepted + sum(count for _, count in row.reasons) for row in rows]
+    figure.add_trace(go.Scatter(y=labels, x=totals, mode="text", showlegend=False,
+                                text=[row.fate for row in rows], textposition="middle right",
                                 cliponaxis=False, hoverinfo="skip"))
-    highest = max(o.attempts for o in offenders)
+    highest = max(totals)
     figure.update_layout(barmode="stack", xaxis=dict(title="attempts", range=[0, highest * 2], **_whole(highest)),
-                         height=max(300, 60 + 32 * len(offenders)), legend=LEGEND,
-                         margin=dict(t=40))
+                         yaxis=dict(type="category"),  # a label such as "001" is a name, not a number
+                         height=max(300, 60 + 32 * len(rows)), legend=LEGEND, margin=dict(t=40))
     return figure
 
 
@@ -273,6 +344,10 @@ def _summary(report: Report) -> str:
         rows.append(("fraud limits", f"{report.limits.screened:,} calls screened, {report.limits.rejected:,} rejected; "
                                      + ", ".join(f"{s.limit.name} {s.warning + s.critical:,} hits"
                                                  for s in report.limits.limits)))
+    if report.destinations is not None:
+        found = report.destinations
+        rows.append(("destinations", f"{found.classified:,} calls classified: {found.country_count:,} countries, "
+                                     f"{found.emergency:,} emergency, {found.not_numbers:,} not phone numbers"))
     cells = "".join(f"<tr><td>{_e(name)}</td><td>{_e(value)}</td></tr>" for name, value in rows)
     return f"<table class=\"summary\">{cells}</table>"
 
