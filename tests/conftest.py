@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple, Tuple
 
 import pytest
 
@@ -83,6 +84,31 @@ def ban_log(fs_dirs):
             return path.read_text(encoding="ascii").splitlines() if path.exists() else []
 
     return Reader()
+
+
+class Ran(NamedTuple):
+    """What one ``fs-guard`` command did: its exit status and what it printed."""
+
+    code: int
+    out: str
+    err: str
+
+    def merged(self) -> Tuple[int, str]:
+        """The exit status and everything printed, stdout then stderr, as a terminal shows it."""
+        return self.code, self.out + self.err
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run ``fs-guard ARGS...`` in this process: ``run_cli("replay", path)`` -> Ran."""
+    from fs_guard.offline.cli import main
+
+    def run(*argv: str) -> Ran:
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    return run
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import pytest
 
 import fstree
 from fs_guard.fsconf import audit, fsmodel, install
-from fs_guard.offline.cli import main
 
 GATEWAY_BRIDGE = '<action application="bridge" data="sofia/gateway/example.com/$1"/>'
 
@@ -43,12 +42,6 @@ def findings(tree: fstree.FsTree):
     return audit.audit(fsmodel.load(str(tree.root)))
 
 
-def run(capsys, *argv: str):
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def add_extension(tree, file, name, expression, action):
     tree.replace(
         file,
@@ -62,9 +55,9 @@ def add_extension(tree, file, name, expression, action):
     )
 
 
-def test_the_hardened_tree_with_fs_guard_installed_is_clean(clean, capsys):
+def test_the_hardened_tree_with_fs_guard_installed_is_clean(clean, run_cli):
     assert findings(clean) == []
-    code, out, _ = run(capsys, "audit", "--conf-dir", str(clean.root))
+    code, out, _ = run_cli("audit", "--conf-dir", str(clean.root))
     assert code == 0 and "no findings" in out
 
 
@@ -143,7 +136,7 @@ def test_each_check_fires_on_its_hole(clean, check, severity, file, needle, open
     assert all(f.message and f.fix for f in found)
 
 
-def test_log_auth_failures_off_is_a_note_not_a_hole(clean, capsys):
+def test_log_auth_failures_off_is_a_note_not_a_hole(clean, run_cli):
     """fs_guard.events bans on sofia::register_failure, fired whatever log-auth-failures says;
     the option only adds log lines (for replay of freeswitch.log and fail2ban's stock filter)."""
     clean.replace("sip_profiles/internal.xml", '"log-auth-failures" value="true"', '"log-auth-failures" value="false"')
@@ -154,10 +147,10 @@ def test_log_auth_failures_off_is_a_note_not_a_hole(clean, capsys):
     assert "fs-guard does not need it" in finding.message and "sofia::register_failure" in finding.message
     assert "fs-guard replay and fail2ban's stock freeswitch filter" in finding.message
     assert finding.fix.startswith("only if you want those lines: ") and "SIP auth challenge" in finding.fix
-    code, out, _ = run(capsys, "audit", "--conf-dir", str(clean.root))
+    code, out, _ = run_cli("audit", "--conf-dir", str(clean.root))
     assert code == 0 and "INFO      sip_profiles/internal.xml:" in out
     assert out.rstrip().endswith("1 finding(s): 1 info (notes only: no hole)")
-    code, out, _ = run(capsys, "audit", "--json", "--conf-dir", str(clean.root))
+    code, out, _ = run_cli("audit", "--json", "--conf-dir", str(clean.root))
     assert code == 0 and json.loads(out)["clean"] is True
 
 
@@ -210,9 +203,9 @@ def test_an_empty_password_is_no_hole_where_allow_empty_password_is_false(clean)
     assert findings(clean) == []
 
 
-def test_the_stock_configuration_has_its_known_holes(tmp_path, capsys):
+def test_the_stock_configuration_has_its_known_holes(tmp_path, run_cli):
     tree = fstree.stock(tmp_path / "conf")
-    code, out, _ = run(capsys, "audit", "--conf-dir", str(tree.root))
+    code, out, _ = run_cli("audit", "--conf-dir", str(tree.root))
     assert code == 1
     checks = {f.check for f in findings(tree)}
     assert checks == {
@@ -224,9 +217,9 @@ def test_the_stock_configuration_has_its_known_holes(tmp_path, capsys):
     assert "fix: " in out
 
 
-def test_json_output(tmp_path, clean, capsys):
+def test_json_output(tmp_path, clean, run_cli):
     tree = fstree.stock(tmp_path / "stock")
-    code, out, _ = run(capsys, "audit", "--conf-dir", str(tree.root), "--json")
+    code, out, _ = run_cli("audit", "--conf-dir", str(tree.root), "--json")
     report = json.loads(out)
     assert code == 1 and report["clean"] is False and report["conf_dir"] == str(tree.root)
     assert set(report["counts"]) == set(audit.SEVERITIES)
@@ -238,15 +231,15 @@ def test_json_output(tmp_path, clean, capsys):
     severities = [audit.SEVERITIES.index(f["severity"]) for f in report["findings"]]
     assert severities == sorted(severities)  # the most severe first
 
-    code, out, _ = run(capsys, "audit", "--conf-dir", str(clean.root), "--json")
+    code, out, _ = run_cli("audit", "--conf-dir", str(clean.root), "--json")
     assert code == 0 and json.loads(out)["findings"] == [] and json.loads(out)["clean"] is True
 
 
 @pytest.mark.parametrize("content", [None, "<document>\n<section>\n</document>\n"])
-def test_not_a_freeswitch_configuration(tmp_path, capsys, content):
+def test_not_a_freeswitch_configuration(tmp_path, run_cli, content):
     if content is not None:
         (tmp_path / "freeswitch.xml").write_text(content)
-    code, out, err = run(capsys, "audit", "--conf-dir", str(tmp_path), "--json")
+    code, out, err = run_cli("audit", "--conf-dir", str(tmp_path), "--json")
     assert code == 2 and "error" in json.loads(out)
-    code, out, err = run(capsys, "audit", "--conf-dir", str(tmp_path))
+    code, out, err = run_cli("audit", "--conf-dir", str(tmp_path))
     assert code == 2 and ("freeswitch.xml" in err)

@@ -21,7 +21,6 @@ from fs_guard import __version__
 from event_socket import FakeEventSocket
 from fs_guard.fsconf import doctor, fsmodel, install
 from fs_guard.fsconf.live import Fail2banClient, FsCli, run
-from fs_guard.offline.cli import main
 from fs_guard.runtime.config import compile_config
 from redis_support import RedisServer, free_port, need_redis
 
@@ -115,10 +114,9 @@ def broken(findings: dict) -> dict:
     return {link: finding for link, finding in findings.items() if finding.status == doctor.PROBLEM}
 
 
-def run_cli(capsys, live: Live, fail2ban, *extra: str):
-    code = main(["doctor", "--fail2ban-socket", str(fail2ban.socket), *extra])
-    out = capsys.readouterr()
-    return code, out.out + out.err
+def doctor_args(fail2ban, *extra: str) -> tuple:
+    """``fs-guard doctor`` asking the test's own fail2ban."""
+    return ("doctor", "--fail2ban-socket", str(fail2ban.socket), *extra)
 
 
 @pytest.fixture
@@ -141,8 +139,8 @@ def test_a_working_chain_is_all_good(live, fail2ban):
     assert doctor.exit_status(list(findings.values())) == 0
 
 
-def test_the_command_prints_each_link_and_exits_0_when_all_is_good(live, fail2ban, on_path, capsys):
-    code, out = run_cli(capsys, live, fail2ban)
+def test_the_command_prints_each_link_and_exits_0_when_all_is_good(live, fail2ban, on_path, run_cli):
+    code, out = run_cli(*doctor_args(fail2ban)).merged()
     assert code == 0, out
     lines = out.splitlines()
     assert lines[0].split() == ["ok", "freeswitch", "FreeSWITCH", "(Version", "1.11.3-dev", "64bit)", "is", "ready"]
@@ -150,8 +148,8 @@ def test_the_command_prints_each_link_and_exits_0_when_all_is_good(live, fail2ba
     assert "fix:" not in out
 
 
-def test_the_json_output_has_every_link_and_the_exit_status(live, fail2ban, on_path, capsys):
-    code, out = run_cli(capsys, live, fail2ban, "--json")
+def test_the_json_output_has_every_link_and_the_exit_status(live, fail2ban, on_path, run_cli):
+    code, out = run_cli(*doctor_args(fail2ban, "--json")).merged()
     document = json.loads(out)
     assert code == document["exit_status"] == 0
     assert document["version"] == __version__
@@ -162,9 +160,9 @@ def test_the_json_output_has_every_link_and_the_exit_status(live, fail2ban, on_p
 # -- cannot check ---------------------------------------------------------------------------------
 
 
-def test_a_freeswitch_that_is_not_running_cannot_be_checked(live, fail2ban, on_path, capsys):
+def test_a_freeswitch_that_is_not_running_cannot_be_checked(live, fail2ban, on_path, run_cli):
     live.mode("notrunning")
-    code, out = run_cli(capsys, live, fail2ban, "--conf-dir", str(live.conf / "no-freeswitch-here"))
+    code, out = run_cli(*doctor_args(fail2ban, "--conf-dir", str(live.conf / "no-freeswitch-here"))).merged()
     assert code == 2, out
     assert out.splitlines()[0] == (
         "UNKNOWN  freeswitch      FreeSWITCH does not answer fs_cli -x status: "
@@ -218,10 +216,10 @@ def test_when_fs_cli_cannot_get_in_freeswitch_is_asked_on_its_event_socket(live,
     assert "xml_locate dialplan context name default" in server.commands
 
 
-def test_an_event_socket_that_refuses_the_configured_password(live, fail2ban, event_socket, on_path, capsys):
+def test_an_event_socket_that_refuses_the_configured_password(live, fail2ban, event_socket, on_path, run_cli):
     live.mode("notrunning")
     server, conf_dir = event_socket(password="s3cret", configured_password="0ld-s3cret")
-    code, out = run_cli(capsys, live, fail2ban, "--conf-dir", conf_dir)
+    code, out = run_cli(*doctor_args(fail2ban, "--conf-dir", conf_dir)).merged()
     assert code == 2, out
     assert out.splitlines()[0] == (
         "UNKNOWN  freeswitch      FreeSWITCH does not answer fs_cli -x status: [ERROR] fs_cli.c:1699 main() "
@@ -606,9 +604,9 @@ def test_a_metrics_endpoint_that_does_not_answer(live, fail2ban):
     assert findings["metrics"].what.startswith(f"http://{listen}/metrics does not answer: ")
 
 
-def test_the_command_prints_the_fix_under_a_broken_link_and_exits_1(live, fail2ban, on_path, capsys):
+def test_the_command_prints_the_fix_under_a_broken_link_and_exits_1(live, fail2ban, on_path, run_cli):
     live.answer("module_exists mod_python3", live.recorded("module_exists_mod_nope.out"))
-    code, out = run_cli(capsys, live, fail2ban)
+    code, out = run_cli(*doctor_args(fail2ban)).merged()
     assert code == 1, out
     at = out.splitlines().index("PROBLEM  mod_python3     not loaded: no python application, no screen")
     assert out.splitlines()[at + 1].strip().startswith('fix: fs_cli -x "load mod_python3"')

@@ -19,7 +19,6 @@ from modpython import run_app
 
 import fstree
 from fs_guard.fsconf import bundle, fsmodel, install
-from fs_guard.offline.cli import main
 from fs_guard.runtime.config import load_config
 
 SCREEN_INCLUDE = '<X-PRE-PROCESS cmd="include" data="fs_guard/screen.xml"/>'
@@ -84,12 +83,6 @@ def answering_fs_cli(bin_dir: Path, conf_dir, log_dir) -> None:
     )
 
 
-def run(capsys, *argv: str):
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out + out.err
-
-
 def test_a_file_dropped_into_dialplan_public_does_not_run_first(site):
     """The stock-layout fact install is built on (docs/freeswitch.md)."""
     site.tree.write("dialplan/public/fs_guard_screen.xml", bundle.read(bundle.FREESWITCH, install.SCREEN_FILE).decode())
@@ -98,11 +91,11 @@ def test_a_file_dropped_into_dialplan_public_does_not_run_first(site):
     assert not fsmodel.screen_runs_first(public)
 
 
-def test_after_install_the_screen_is_the_first_action_of_public_and_default(site, capsys):
+def test_after_install_the_screen_is_the_first_action_of_public_and_default(site, run_cli):
     before = site.config()
     assert not any(fsmodel.screen_runs_first(before.context(name)) for name in ("public", "default"))
 
-    code, out = run(capsys, "install", *site.args())
+    code, out = run_cli("install", *site.args()).merged()
     assert code == 0, out
 
     after = site.config()
@@ -124,9 +117,9 @@ def test_after_install_the_screen_is_the_first_action_of_public_and_default(site
         assert session.hangupCause() == "CALL_REJECTED"
 
 
-def test_install_edits_only_what_it_must_and_keeps_a_backup_of_each_file(site, capsys):
+def test_install_edits_only_what_it_must_and_keeps_a_backup_of_each_file(site, run_cli):
     originals = {rel: site.tree.read(rel) for rel in fstree.STOCK}
-    code, out = run(capsys, "install", *site.args())
+    code, out = run_cli("install", *site.args()).merged()
     assert code == 0, out
     edited = {rel for rel in fstree.STOCK if site.tree.read(rel) != originals[rel]}
     assert edited == {
@@ -148,8 +141,8 @@ def test_install_edits_only_what_it_must_and_keeps_a_backup_of_each_file(site, c
     assert "    <load module=\"mod_python3\"/>\n" in modules and "<!-- <load module=\"mod_python3\"/> -->" not in modules
 
 
-def test_mod_python3_is_loaded_and_the_events_hook_joins_the_other_params(site, capsys):
-    assert run(capsys, "install", *site.args())[0] == 0
+def test_mod_python3_is_loaded_and_the_events_hook_joins_the_other_params(site, run_cli):
+    assert run_cli("install", *site.args())[0] == 0
     config = site.config()
     assert "mod_python3" in fsmodel.loaded_modules(config)
     assert fsmodel.startup_scripts(config) == ["billing.sync", "fs_guard.events"]
@@ -157,10 +150,10 @@ def test_mod_python3_is_loaded_and_the_events_hook_joins_the_other_params(site, 
     assert [p.get("name") for p in settings.findall("param")] == ["xml-handler-bindings", "startup-script", "startup-script"]
 
 
-def test_a_missing_python_conf_and_a_modules_conf_without_the_comment(site, capsys):
+def test_a_missing_python_conf_and_a_modules_conf_without_the_comment(site, run_cli):
     site.tree.path("autoload_configs/python.conf.xml").unlink()
     site.tree.replace("autoload_configs/modules.conf.xml", '    <!-- <load module="mod_python3"/> -->\n', "")
-    assert run(capsys, "install", *site.args())[0] == 0
+    assert run_cli("install", *site.args())[0] == 0
     config = site.config()
     assert "mod_python3" in fsmodel.loaded_modules(config)
     assert fsmodel.startup_scripts(config) == ["fs_guard.events"]
@@ -170,8 +163,8 @@ def test_a_missing_python_conf_and_a_modules_conf_without_the_comment(site, caps
     )
 
 
-def test_the_fail2ban_jail_reads_the_ban_log_in_the_log_directory(site, capsys):
-    assert run(capsys, "install", *site.args())[0] == 0
+def test_the_fail2ban_jail_reads_the_ban_log_in_the_log_directory(site, run_cli):
+    assert run_cli("install", *site.args())[0] == 0
     jail = (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
     assert f"\nlogpath  = {site.log}/fs-guard-ban.log\n" in jail
     assert jail.replace(str(site.log), "/var/log/freeswitch") == bundle.read(bundle.FAIL2BAN, install.JAIL_FILE).decode()
@@ -180,20 +173,20 @@ def test_the_fail2ban_jail_reads_the_ban_log_in_the_log_directory(site, capsys):
     assert ban_log.read_bytes() == b"" and oct(ban_log.stat().st_mode & 0o777) == "0o640"
 
 
-def test_an_existing_configuration_is_never_overwritten_and_names_the_ban_log(site, capsys):
+def test_an_existing_configuration_is_never_overwritten_and_names_the_ban_log(site, run_cli):
     elsewhere = site.log.parent / "not-there"
     mine = {"fail2ban": {"filename": f"{elsewhere}/toll.log", "deny_prefix": ["00"]}}
     site.tree.write("fs_guard.json", json.dumps(mine))
     before = site.tree.path("fs_guard.json").read_bytes()
-    code, out = run(capsys, "install", *site.args())
+    code, out = run_cli("install", *site.args()).merged()
     assert code == 0, out
     assert site.tree.path("fs_guard.json").read_bytes() == before
     assert f"logpath  = {elsewhere}/toll.log\n" in (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
     assert f"{elsewhere} does not exist" in out and not elsewhere.exists()
 
 
-def test_the_shipped_configuration_is_installed_when_there_is_none(site, capsys):
-    assert run(capsys, "install", *site.args())[0] == 0
+def test_the_shipped_configuration_is_installed_when_there_is_none(site, run_cli):
+    assert run_cli("install", *site.args())[0] == 0
     installed = site.tree.path("fs_guard.json")
     assert installed.read_bytes() == bundle.read(bundle.FREESWITCH, "fs_guard.json")
     config = load_config(str(installed))
@@ -201,17 +194,17 @@ def test_the_shipped_configuration_is_installed_when_there_is_none(site, capsys)
     assert "friendly-scanner" in config.base.deny_user_agents
 
 
-def test_a_second_install_changes_nothing(site, capsys):
-    assert run(capsys, "install", *site.args())[0] == 0
+def test_a_second_install_changes_nothing(site, run_cli):
+    assert run_cli("install", *site.args())[0] == 0
     first = site.snapshot()
-    code, out = run(capsys, "install", *site.args())
+    code, out = run_cli("install", *site.args()).merged()
     assert code == 0 and "nothing to change" in out
     assert site.snapshot() == first
 
 
-def test_dry_run_shows_a_unified_diff_and_touches_nothing(site, capsys):
+def test_dry_run_shows_a_unified_diff_and_touches_nothing(site, run_cli):
     before = site.snapshot()
-    code, out = run(capsys, "install", *site.args("--dry-run"))
+    code, out = run_cli("install", *site.args("--dry-run")).merged()
     assert code == 0
     assert site.snapshot() == before
     assert "--- a/dialplan/public.xml\n+++ b/dialplan/public.xml\n" in out
@@ -222,47 +215,47 @@ def test_dry_run_shows_a_unified_diff_and_touches_nothing(site, capsys):
     assert f"+logpath  = {site.log}/fs-guard-ban.log\n" in out
 
 
-def test_install_says_what_to_run_next(site, capsys):
-    out = run(capsys, "install", *site.args())[1]
+def test_install_says_what_to_run_next(site, run_cli):
+    out = run_cli("install", *site.args()).merged()[1]
     for step in ('fs_cli -x "reloadxml"', 'fs_cli -x "load mod_python3"', "systemctl restart fail2ban", "fs-guard audit"):
         assert step in out
 
 
-def test_uninstall_restores_every_file_byte_for_byte(site, capsys):
+def test_uninstall_restores_every_file_byte_for_byte(site, run_cli):
     site.tree.write("dialplan/default.xml", site.tree.read("dialplan/default.xml").replace("\n", "\r\n"))
     before = fstree.files(site.snapshot())
-    assert run(capsys, "install", *site.args())[0] == 0
+    assert run_cli("install", *site.args())[0] == 0
     assert f"{SCREEN_INCLUDE}\r\n" in site.tree.read("dialplan/default.xml")  # the file's own line ends
-    code, out = run(capsys, "uninstall", "--conf-dir", str(site.conf))
+    code, out = run_cli("uninstall", "--conf-dir", str(site.conf)).merged()
     assert code == 0, out
     assert fstree.files(site.snapshot()) == before  # same paths (directories too), same bytes
 
 
-def test_uninstall_dry_run_touches_nothing(site, capsys):
-    assert run(capsys, "install", *site.args())[0] == 0
+def test_uninstall_dry_run_touches_nothing(site, run_cli):
+    assert run_cli("install", *site.args())[0] == 0
     installed = site.snapshot()
-    code, out = run(capsys, "uninstall", "--conf-dir", str(site.conf), "--dry-run")
+    code, out = run_cli("uninstall", "--conf-dir", str(site.conf), "--dry-run").merged()
     assert code == 0 and f"-    {SCREEN_INCLUDE}\n" in out
     assert site.snapshot() == installed
 
 
-def test_uninstall_takes_out_only_its_own_edits_from_a_file_changed_since(site, capsys):
-    assert run(capsys, "install", *site.args())[0] == 0
+def test_uninstall_takes_out_only_its_own_edits_from_a_file_changed_since(site, run_cli):
+    assert run_cli("install", *site.args())[0] == 0
     mine = '    <extension name="added_after_install"/>\n'
     site.tree.replace("dialplan/public.xml", "  </context>\n", mine + "  </context>\n")
     site.tree.write("fs_guard.json", '{"fail2ban": {"deny_prefix": ["00", "1900"]}}')
-    code, out = run(capsys, "uninstall", "--conf-dir", str(site.conf))
+    code, out = run_cli("uninstall", "--conf-dir", str(site.conf)).merged()
     assert code == 0, out
     assert site.tree.read("dialplan/public.xml") == fstree.PUBLIC_XML.replace("  </context>\n", mine + "  </context>\n")
     assert site.tree.path("fs_guard.json").exists() and "fs_guard.json: created by install and changed since" in out
     assert not (site.conf / ".fs-guard").exists()
 
 
-def test_uninstall_keeps_a_file_whose_fs_guard_lines_were_changed(site, capsys):
-    assert run(capsys, "install", *site.args())[0] == 0
+def test_uninstall_keeps_a_file_whose_fs_guard_lines_were_changed(site, run_cli):
+    assert run_cli("install", *site.args())[0] == 0
     site.tree.replace("dialplan/public.xml", SCREEN_INCLUDE, SCREEN_INCLUDE.replace("/>", " />"))
     changed = site.tree.read("dialplan/public.xml")
-    code, out = run(capsys, "uninstall", "--conf-dir", str(site.conf))
+    code, out = run_cli("uninstall", "--conf-dir", str(site.conf)).merged()
     assert code == 1 and "kept: dialplan/public.xml" in out
     assert site.tree.read("dialplan/public.xml") == changed
     backup = site.conf / ".fs-guard" / install.load_manifest(str(site.conf)).entry(str(site.tree.path("dialplan/public.xml"))).backup
@@ -270,7 +263,7 @@ def test_uninstall_keeps_a_file_whose_fs_guard_lines_were_changed(site, capsys):
     assert site.tree.read("dialplan/default.xml") == fstree.DEFAULT_XML  # the others were restored
 
 
-def test_a_context_split_across_files_and_lines(site, capsys):
+def test_a_context_split_across_files_and_lines(site, run_cli):
     """The context tag on one line with its first extension, in a file included from a subdirectory."""
     site.tree.write("dialplan/public.xml", '<include>\n<X-PRE-PROCESS cmd="include" data="in/public_context.xml"/>\n</include>\n')
     site.tree.write(
@@ -278,16 +271,16 @@ def test_a_context_split_across_files_and_lines(site, capsys):
         '<include>\n  <context name="public"><extension name="first"><condition field="destination_number" '
         'expression="^1$"><action application="answer"/></condition></extension>\n  </context>\n</include>\n',
     )
-    assert run(capsys, "install", *site.args())[0] == 0
+    assert run_cli("install", *site.args())[0] == 0
     assert '<X-PRE-PROCESS cmd="include" data="../fs_guard/screen.xml"/>' in site.tree.read("dialplan/in/public_context.xml")
     public = site.config().context("public")
     assert fsmodel.screen_runs_first(public)
     assert [e.get("name") for e in public.findall("extension")] == ["fs_guard_screen", "first"]
 
 
-def test_a_second_screen_further_down_is_pointed_out(site, capsys):
+def test_a_second_screen_further_down_is_pointed_out(site, run_cli):
     site.tree.write("dialplan/public/fs_guard_screen.xml", bundle.read(bundle.FREESWITCH, install.SCREEN_FILE).decode())
-    out = run(capsys, "install", *site.args())[1]
+    out = run_cli("install", *site.args()).merged()[1]
     assert "dialplan/public/fs_guard_screen.xml" in out and "runs fs_guard.screen a second time" in out
 
 
@@ -299,16 +292,16 @@ def test_a_second_screen_further_down_is_pointed_out(site, capsys):
         (lambda tree: tree.replace("dialplan/default.xml", 'name="default"', 'name="$${ctx}"'), 'context name="default"'),
     ],
 )
-def test_install_refuses_and_writes_nothing(site, capsys, spoil, message):
+def test_install_refuses_and_writes_nothing(site, run_cli, spoil, message):
     spoil(site.tree)
     before = site.snapshot()
-    code, out = run(capsys, "install", *site.args())
+    code, out = run_cli("install", *site.args()).merged()
     assert code == 2 and message in out
     assert site.snapshot() == before
 
 
-def test_an_unknown_context_is_refused(site, capsys):
-    code, out = run(capsys, "install", *site.args("--context", "public", "--context", "nosuch"))
+def test_an_unknown_context_is_refused(site, run_cli):
+    code, out = run_cli("install", *site.args("--context", "public", "--context", "nosuch")).merged()
     assert code == 2 and 'no <context name="nosuch">' in out
 
 
@@ -326,7 +319,7 @@ def test_the_log_directory_is_found_as_fs_guard_will_see_it(tmp_path):
     assert install.guess_log_dir(str(packaged), {"log_dir": "/data/fslog"})[0] == "/data/fslog"
 
 
-def test_a_current_source_build_logs_under_its_prefix(tmp_path, capsys):
+def test_a_current_source_build_logs_under_its_prefix(tmp_path, run_cli):
     """Built from source: PREFIX/etc/freeswitch and PREFIX/var/log/freeswitch (docs/freeswitch.md)."""
     prefix = tmp_path / "usr" / "local" / "freeswitch"
     tree = fstree.stock(prefix / "etc" / "freeswitch")
@@ -335,72 +328,72 @@ def test_a_current_source_build_logs_under_its_prefix(tmp_path, capsys):
     fail2ban = tmp_path / "fail2ban"
     fail2ban.mkdir()
     python = ("--python", sys.executable, "--check-import")
-    code, out = run(capsys, "install", "--conf-dir", str(tree.root), "--fail2ban-dir", str(fail2ban), *python)
+    code, out = run_cli("install", "--conf-dir", str(tree.root), "--fail2ban-dir", str(fail2ban), *python).merged()
     assert code == 0, out
     assert f"logpath  = {logs}/fs-guard-ban.log\n" in (fail2ban / "jail.d" / "fs-guard.conf").read_text()
     assert f"ban log: {logs}/fs-guard-ban.log (log_dir {logs}: source-build layout under {prefix} (" in out
     assert (logs / "fs-guard-ban.log").exists() and "does not exist" not in out
 
 
-def test_check_config_and_test_name_the_ban_log_install_put_in_the_jail(site, tmp_path, capsys):
+def test_check_config_and_test_name_the_ban_log_install_put_in_the_jail(site, tmp_path, run_cli):
     """One resolution of log_dir (install.resolve_log_dir): the --log-dir install was given is kept."""
     chosen = tmp_path / "chosen-logs"
     chosen.mkdir()
-    code, out = run(capsys, "install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban),
-                    "--log-dir", str(chosen), *site.python)
+    code, out = run_cli("install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban),
+                        "--log-dir", str(chosen), *site.python).merged()
     assert code == 0, out
     ban_log = chosen / "fs-guard-ban.log"
     assert f"logpath  = {ban_log}\n" in (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
     how = "given to fs-guard install --log-dir, kept in .fs-guard/manifest.json"
     config = str(site.conf / "fs_guard.json")
-    code, out = run(capsys, "check-config", config)
+    code, out = run_cli("check-config", config).merged()
     assert code == 0 and f"ban log:       {ban_log} (log_dir {chosen}: {how})\n" in out
-    code, out = run(capsys, "test", "0044", "--ip", "203.0.113.7", "--config", config)
+    code, out = run_cli("test", "0044", "--ip", "203.0.113.7", "--config", config).merged()
     assert f"ban line: would be written: ip[203.0.113.7] to {ban_log} (log_dir {chosen}: {how})\n" in out
     # installing again without --log-dir keeps it: the jail does not move
-    code, out = run(capsys, "install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban),
-                    *site.python)
+    code, out = run_cli("install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban),
+                        *site.python).merged()
     assert code == 0 and f"fs-guard is installed in {site.conf}: nothing to change" in out
 
 
-def test_test_warns_of_a_context_neither_screened_by_the_dialplan_nor_in_contexts(site, capsys):
-    code, out = run(capsys, "install", *site.args("--context", "public"))
+def test_test_warns_of_a_context_neither_screened_by_the_dialplan_nor_in_contexts(site, run_cli):
+    code, out = run_cli("install", *site.args("--context", "public")).merged()
     assert code == 0, out
     config = str(site.conf / "fs_guard.json")
-    assert run(capsys, "test", "1001", "--context", "public", "--config", config)[1].count("warning") == 0
-    code, out = run(capsys, "test", "1001", "--context", "default", "--config", config)
+    assert run_cli("test", "1001", "--context", "public", "--config", config).merged()[1].count("warning") == 0
+    code, out = run_cli("test", "1001", "--context", "default", "--config", config).merged()
     assert ("fs-guard: warning: 'default' is neither a context the screen runs in (public: the dialplan in "
             f"{site.conf}) nor an entry of contexts, so no live call is decided like this (a typo?); the top-level "
             "rules decided\n") in out
     site.tree.replace("dialplan/fs_guard/screen.xml", 'data="fs_guard.screen"', 'data="fs_guard.screen office"')
-    assert "warning" not in run(capsys, "test", "1001", "--context", "office", "--config", config)[1]
+    assert "warning" not in run_cli("test", "1001", "--context", "office", "--config", config).merged()[1]
 
 
-def test_a_relative_log_dir_is_kept_absolute(site, tmp_path, capsys, monkeypatch):
+def test_a_relative_log_dir_is_kept_absolute(site, tmp_path, run_cli, monkeypatch):
     monkeypatch.chdir(site.log.parent)
-    code, out = run(capsys, "install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban),
-                    "--log-dir", site.log.name, *site.python)
+    code, out = run_cli("install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban),
+                        "--log-dir", site.log.name, *site.python).merged()
     assert code == 0, out
     assert f"logpath  = {site.log}/fs-guard-ban.log\n" in (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
     assert install.resolve_log_dir(str(site.conf))[0] == str(site.log)
 
 
-def test_vars_xml_log_dir_is_used_for_the_jail(site, capsys):
+def test_vars_xml_log_dir_is_used_for_the_jail(site, run_cli):
     elsewhere = site.log.parent / "fs"
     elsewhere.mkdir()
     site.tree.replace("vars.xml", "</include>", f'  <X-PRE-PROCESS cmd="set" data="log_dir={elsewhere}"/>\n</include>')
-    code, out = run(capsys, "install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban), *site.python)
+    code, out = run_cli("install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban), *site.python).merged()
     assert code == 0, out
     assert f"logpath  = {elsewhere}/fs-guard-ban.log\n" in (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
 
 
-def test_a_running_freeswitch_on_this_configuration_is_asked_first(site, bin_dir, tmp_path, capsys):
+def test_a_running_freeswitch_on_this_configuration_is_asked_first(site, bin_dir, tmp_path, run_cli):
     answered = site.log.parent / "fs-answered"
     answered.mkdir()
     site.tree.replace("vars.xml", "</include>", f'  <X-PRE-PROCESS cmd="set" data="log_dir={site.log}"/>\n</include>')
     (tmp_path / "conf-link").symlink_to(site.conf)  # the same directory, by another name
     answering_fs_cli(bin_dir, tmp_path / "conf-link", answered)
-    code, out = run(capsys, "install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban), *site.python)
+    code, out = run_cli("install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban), *site.python).merged()
     assert code == 0, out
     assert f"logpath  = {answered}/fs-guard-ban.log\n" in (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
     assert (
@@ -409,9 +402,9 @@ def test_a_running_freeswitch_on_this_configuration_is_asked_first(site, bin_dir
     ) in out
 
 
-def test_the_log_dir_of_a_freeswitch_running_on_another_configuration_is_not_used(site, bin_dir, capsys):
+def test_the_log_dir_of_a_freeswitch_running_on_another_configuration_is_not_used(site, bin_dir, run_cli):
     answering_fs_cli(bin_dir, "/usr/local/freeswitch/etc/freeswitch", "/usr/local/freeswitch/var/log/freeswitch")
-    code, out = run(capsys, "install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban), *site.python)
+    code, out = run_cli("install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban), *site.python).merged()
     assert code == 0, out
     assert f"logpath  = {site.log}/fs-guard-ban.log\n" in (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
     assert "source-build layout" in out

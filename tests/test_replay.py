@@ -76,12 +76,6 @@ def replay_of(records: List[Dict[str, Any]], tmp_path: Path, jail: Jail = JAIL, 
     return engine.report([trace])
 
 
-def run(capsys, *argv: str):
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 # -- reading traces ---------------------------------------------------------------------
 
 
@@ -131,12 +125,12 @@ class TestTimes:
         assert parse_time(traces.LATEST - 1) == traces.LATEST - 1
 
     @pytest.mark.parametrize("time_value", ["1764288000000000000", "1e18", "-1e18", "1e300", "1764288000000"])
-    def test_an_implausible_time_is_a_bad_line_never_a_traceback(self, tmp_path, capsys, time_value):
+    def test_an_implausible_time_is_a_bad_line_never_a_traceback(self, tmp_path, run_cli, time_value):
         path = tmp_path / "t.jsonl"
         path.write_text(f'{{"time":{time_value},"ip":"203.0.113.66","number":"00"}}\n'
                         f'{{"time":{T0},"ip":"203.0.113.66","number":"00"}}\n')
         for json_flag in ((), ("--json",)):
-            code, out, err = run(capsys, "replay", *json_flag, str(path))
+            code, out, err = run_cli("replay", *json_flag, str(path))
             assert code == 0 and "Traceback" not in err
             report = json.loads(out) if json_flag else None
             if report is not None:
@@ -252,15 +246,15 @@ class TestCsv:
             failed(T0 + 1, "192.0.2.77", "1000", "sipcli", "internal", "198.51.100.1", "REGISTER"),
         ]
 
-    def test_columns_that_are_no_trace_field_are_ignored_and_named_in_the_report(self, tmp_path, capsys):
+    def test_columns_that_are_no_trace_field_are_ignored_and_named_in_the_report(self, tmp_path, run_cli):
         path = tmp_path / "t.csv"
         path.write_text("Time,caller_id_name,IP,number,billsec,\n1795860000,Bob,203.0.113.7,0044,12,\n")
         trace = Trace(str(path))
         assert list(trace.read()) == [called(T0, "203.0.113.7", "", "0044")]
         assert trace.ignored_columns == ("caller_id_name", "billsec")
-        code, out, _ = run(capsys, "replay", str(path))
+        code, out, _ = run_cli("replay", str(path))
         assert f"input:      {path} (csv): 2 lines, 1 attempts; columns ignored: caller_id_name,billsec" in out
-        code, out, _ = run(capsys, "replay", "--json", str(path))
+        code, out, _ = run_cli("replay", "--json", str(path))
         assert json.loads(out)["files"][0]["ignored_columns"] == ["caller_id_name", "billsec"]
 
     @pytest.mark.parametrize("header, error", [
@@ -269,12 +263,12 @@ class TestCsv:
                                     "a kind column)"),
         ("time,ip,number,ip", "the header names the ip column twice"),
     ])
-    def test_a_header_that_cannot_be_read_refuses_the_file_at_it_naming_why(self, tmp_path, capsys, header, error):
+    def test_a_header_that_cannot_be_read_refuses_the_file_at_it_naming_why(self, tmp_path, run_cli, header, error):
         path = tmp_path / "t.csv"
         path.write_text(f"{header}\n1795860000,203.0.113.7,0044,x\n")
         trace = Trace(str(path))
         assert list(trace.read()) == [] and trace.bad_lines == [traces.BadLine(1, error)]
-        code, out, err = run(capsys, "replay", str(path))
+        code, out, err = run_cli("replay", str(path))
         assert code == command.NOT_A_TRACE and out == ""
         assert err.splitlines()[1:] == [f"  {path}:1: {error}"]
 
@@ -435,10 +429,10 @@ class TestCdr:
         path.write_text(short + self.EXAMPLE)
         assert [e[0] - T0 for e in events(path)] == [0, 600]
 
-    def test_chosen_with_format_cdr(self, tmp_path, capsys, utc):
+    def test_chosen_with_format_cdr(self, tmp_path, run_cli, utc):
         path = tmp_path / "calls.txt"
         path.write_text(self.EXAMPLE * 3)
-        report = json.loads(run(capsys, "replay", str(path), "--format", "cdr", "--json")[1])
+        report = json.loads(run_cli("replay", str(path), "--format", "cdr", "--json")[1])
         assert report["files"][0]["format"] == "cdr" and report["calls"] == 3
         # the built-in defaults deny 00: offences without a source address write no ban line
         assert report["ban_lines"] == {"no valid source address": 3}
@@ -609,7 +603,7 @@ class TestJail:
             replay.load_jail(str(tmp_path / "j.conf"))
         assert str(caught.value) == f"{tmp_path / 'j.conf'}: {error}"
 
-    def test_a_missing_or_binary_jail_is_one_line_not_python_exception_text(self, tmp_path, capsys):
+    def test_a_missing_or_binary_jail_is_one_line_not_python_exception_text(self, tmp_path, run_cli):
         trace = jsonl(tmp_path / "t.jsonl", [call(T0)])
         (tmp_path / "ls").write_bytes(b"\x7fELF\x02\x01\x01\x00\xd0\xff" * 10)
         (tmp_path / "j.conf").write_text("[fs-guard]\n")
@@ -618,7 +612,7 @@ class TestJail:
                             (tmp_path / "ls", "is not a text file (fail2ban jail files are UTF-8 text)"),
                             (tmp_path / "j.local", "is not a text file (fail2ban jail files are UTF-8 text)")]:
             jail = tmp_path / "j.conf" if path.suffix == ".local" else path
-            assert run(capsys, "replay", str(trace), "--jail", str(jail)) == (2, "", f"fs-guard: jail {path}: {error}\n")
+            assert run_cli("replay", str(trace), "--jail", str(jail)) == (2, "", f"fs-guard: jail {path}: {error}\n")
 
 
 # -- the screen's own decisions -------------------------------------------------------------
@@ -658,7 +652,7 @@ SCREEN_CASES = [  # (number, context, source address, user agent)
 
 
 class TestSameAsTheScreen:
-    def test_every_decision_and_ban_line_is_the_screens(self, call, ban_log, write_config, tmp_path, capsys):
+    def test_every_decision_and_ban_line_is_the_screens(self, call, ban_log, write_config, tmp_path, run_cli):
         write_config(SCREEN_CONFIG)
         sessions = [call(number, context=context, ip=ip, ua=ua) for number, context, ip, ua in SCREEN_CASES]
         screen_lines = ban_log.lines()
@@ -667,7 +661,7 @@ class TestSameAsTheScreen:
             for i, (number, context, ip, ua) in enumerate(SCREEN_CASES)
         ])
         out_path = tmp_path / "would-ban.log"
-        code, out, _ = run(capsys, "replay", str(trace), "--ban-log", str(out_path), "--json")
+        code, out, _ = run_cli("replay", str(trace), "--ban-log", str(out_path), "--json")
         assert code == 0
         report = json.loads(out)
         replay_lines = out_path.read_text(encoding="ascii").splitlines()
@@ -713,10 +707,10 @@ class TestSameAsTheScreen:
             line.split(" ", 1)[1] for line in hook_lines]
         assert len(hook_lines) == 3 and report.register_failures == 5
 
-    def test_ban_log_lines_carry_the_traces_times(self, tmp_path, capsys):
+    def test_ban_log_lines_carry_the_traces_times(self, tmp_path, run_cli):
         trace = jsonl(tmp_path / "t.jsonl", [call(T0 + 0.25, ua="friendly-scanner"), failure(T0 + 1, ua="sipcli")])
         out = tmp_path / "b.log"
-        assert run(capsys, "replay", str(trace), "--ban-log", str(out))[0] == 0
+        assert run_cli("replay", str(trace), "--ban-log", str(out))[0] == 0
         assert out.read_text().splitlines() == [
             line("203.0.113.7", "deny_prefix", call_fields("public", "0044123456", "friendly-scanner"), now=T0 + 0.25),
             line("192.0.2.77", "register_failure", registration_fields(None, "1000", None, "sipcli", ""), now=T0 + 1),
@@ -728,9 +722,9 @@ class TestSameAsTheScreen:
 
 
 class TestCommand:
-    def test_json_report(self, tmp_path, capsys, utc):
+    def test_json_report(self, tmp_path, run_cli, utc):
         trace = jsonl(tmp_path / "t.jsonl", [call(T0 + i) for i in range(5)] + [call(T0 + 9, number="1001")], "oops\n")
-        code, out, err = run(capsys, "replay", str(trace), str(SAMPLE_LOG), "--json")
+        code, out, err = run_cli("replay", str(trace), str(SAMPLE_LOG), "--json")
         assert code == 0 and err == ""
         report = json.loads(out)
         assert [(f["format"], f["lines"], f["events"], f["bad"]) for f in report["files"]] == [
@@ -747,19 +741,18 @@ class TestCommand:
                                               "reasons": {"deny_prefix": 5, "too_long": 1}, "bans": 1, "stopped": 2}
         assert report["jail"]["maxretry"] == 5 and report["first"] == "2026-11-28T10:00:00.000Z"
 
-    def test_text_report(self, tmp_path, capsys):
+    def test_text_report(self, tmp_path, run_cli):
         trace = jsonl(tmp_path / "t.jsonl", [call(T0 + i) for i in range(5)], "oops\n")
-        code, out, _ = run(capsys, "replay", str(trace))
+        code, out, _ = run_cli("replay", str(trace))
         assert code == 0
         assert "calls:                      5   accepted 0, rejected 5" in out
         assert "fail2ban would ban 1 address (1 ban):" in out
         assert "2026-11-28T10:00:04.000Z  203.0.113.7" in out
         assert f"{trace}:6: not JSON" in out
 
-    def test_progress_only_on_a_terminal(self, tmp_path, capsys, monkeypatch):
+    def test_progress_only_on_a_terminal(self, tmp_path, run_cli, monkeypatch):
         trace = jsonl(tmp_path / "t.jsonl", [call(T0 + i) for i in range(50)])
-        run(capsys, "replay", str(trace))
-        assert capsys.readouterr().err == ""
+        assert run_cli("replay", str(trace)).err == ""
 
         class Terminal(io.StringIO):
             def isatty(self):
@@ -771,23 +764,23 @@ class TestCommand:
         assert cli.main(["replay", str(trace)]) == 0
         assert "t.jsonl: 48 lines" in terminal.getvalue() and terminal.getvalue().endswith("\r\x1b[K")
 
-    def test_errors(self, tmp_path, capsys, write_config, ban_log):
-        assert run(capsys, "replay", str(tmp_path / "missing.jsonl"))[0] == 2
+    def test_errors(self, tmp_path, run_cli, write_config, ban_log):
+        assert run_cli("replay", str(tmp_path / "missing.jsonl"))[0] == 2
         (tmp_path / "j.conf").write_text("[other]\n")
         trace = jsonl(tmp_path / "t.jsonl", [call(T0)])
-        code, _, err = run(capsys, "replay", str(trace), "--jail", str(tmp_path / "j.conf"))
+        code, _, err = run_cli("replay", str(trace), "--jail", str(tmp_path / "j.conf"))
         assert code == 2 and "[fs-guard]" in err
-        code, _, err = run(capsys, "replay", str(trace), "--ban-log", str(ban_log.path))
+        code, _, err = run_cli("replay", str(trace), "--ban-log", str(ban_log.path))
         assert code == 2 and "refusing" in err and not ban_log.path.exists()
         write_config({"denny_prefix": ["00"]})
-        code, _, err = run(capsys, "replay", str(trace))
+        code, _, err = run_cli("replay", str(trace))
         assert code == 2 and "denny_prefix" in err
 
-    def test_top_0_lists_no_address_and_a_negative_top_is_a_usage_error(self, tmp_path, capsys):
+    def test_top_0_lists_no_address_and_a_negative_top_is_a_usage_error(self, tmp_path, capsys, run_cli):
         trace = jsonl(tmp_path / "t.jsonl", [call(T0, ip="203.0.113.1"), call(T0, ip="203.0.113.2")])
-        report = json.loads(run(capsys, "replay", str(trace), "--json", "--top", "0")[1])
+        report = json.loads(run_cli("replay", str(trace), "--json", "--top", "0")[1])
         assert report["top_offenders"] == [] and report["rejected"] == 2
-        assert len(json.loads(run(capsys, "replay", str(trace), "--json", "--top", "1")[1])["top_offenders"]) == 1
+        assert len(json.loads(run_cli("replay", str(trace), "--json", "--top", "1")[1])["top_offenders"]) == 1
         for top, error in (("-1", "argument --top: -1 is negative (0 lists no address)"),
                            ("x", "argument --top: 'x' is not a whole number")):
             with pytest.raises(SystemExit) as stopped:
@@ -795,18 +788,18 @@ class TestCommand:
             err = capsys.readouterr().err
             assert stopped.value.code == 2 and err.startswith("usage: ") and err.endswith(f"fs-guard: error: {error}\n")
 
-    def test_a_ban_log_that_cannot_be_written_is_refused_before_replaying(self, tmp_path, capsys):
+    def test_a_ban_log_that_cannot_be_written_is_refused_before_replaying(self, tmp_path, run_cli):
         trace = jsonl(tmp_path / "t.jsonl", [call(T0)])
         target = tmp_path / "no-such-dir" / "would-ban.log"
-        assert run(capsys, "replay", str(trace), "--ban-log", str(target)) == (
+        assert run_cli("replay", str(trace), "--ban-log", str(target)) == (
             2, "", f"fs-guard: cannot write --ban-log {target}: No such file or directory (create the directory first)\n")
-        assert run(capsys, "replay", str(trace), "--ban-log", str(tmp_path)) == (
+        assert run_cli("replay", str(trace), "--ban-log", str(tmp_path)) == (
             2, "", f"fs-guard: cannot write --ban-log {tmp_path}: Is a directory\n")
 
-    def test_the_configuration_is_the_screens(self, tmp_path, capsys, write_config):
+    def test_the_configuration_is_the_screens(self, tmp_path, run_cli, write_config):
         write_config({"deny_prefix": ["9"]})
         trace = jsonl(tmp_path / "t.jsonl", [call(T0, number="0044"), call(T0, number="900")])
-        report = json.loads(run(capsys, "replay", str(trace), "--json")[1])
+        report = json.loads(run_cli("replay", str(trace), "--json")[1])
         assert report["offences_by_reason"] == {"deny_prefix": 1} and report["config"].endswith("fs_guard.json")
 
 
@@ -824,8 +817,8 @@ class TestNotATrace:
         return path
 
     @pytest.mark.parametrize("fmt", [None, "jsonl", "csv", "fslog"])
-    def test_a_binary_file_exits_3_with_one_line_naming_it_its_bad_lines_and_no_report(self, binary, capsys, fmt):
-        code, out, err = run(capsys, "replay", str(binary), *(["--format", fmt] if fmt else []))
+    def test_a_binary_file_exits_3_with_one_line_naming_it_its_bad_lines_and_no_report(self, binary, run_cli, fmt):
+        code, out, err = run_cli("replay", str(binary), *(["--format", fmt] if fmt else []))
         assert (code, out) == (command.NOT_A_TRACE, "")
         refusal, *bad = err.splitlines()
         assert refusal.startswith(f"fs-guard: {binary}: ")
@@ -834,60 +827,60 @@ class TestNotATrace:
         assert len(bad) <= command.REFUSED_SHOWN + 1
         assert all(line.startswith(f"  {binary}:") and line.isprintable() for line in bad)
 
-    def test_a_freeswitch_log_is_a_trace_once_it_holds_one_attempt_whatever_else_it_holds(self, tmp_path, capsys):
+    def test_a_freeswitch_log_is_a_trace_once_it_holds_one_attempt_whatever_else_it_holds(self, tmp_path, run_cli):
         log = tmp_path / "freeswitch.log"
         log.write_text(self.QUIET_LOG * 50)
-        code, out, err = run(capsys, "replay", str(log))
+        code, out, err = run_cli("replay", str(log))
         assert (code, out) == (3, "") and "no call or registration attempt found (read as fslog)" in err
         log.write_text(self.QUIET_LOG * 50 + self.DIALPLAN)
-        assert run(capsys, "replay", str(log))[0] == 0
+        assert run_cli("replay", str(log))[0] == 0
 
-    def test_a_refused_file_is_followed_by_its_first_bad_lines_and_why(self, tmp_path, capsys):
+    def test_a_refused_file_is_followed_by_its_first_bad_lines_and_why(self, tmp_path, run_cli):
         path = tmp_path / "t.jsonl"
         path.write_text("".join(json.dumps({"time": T0 + n, "destination": "00"}) + "\n" for n in range(8)))
-        code, out, err = run(capsys, "replay", str(path))
+        code, out, err = run_cli("replay", str(path))
         assert code == command.NOT_A_TRACE and out == ""
         shown = err.splitlines()[1:]
         assert len(shown) == command.REFUSED_SHOWN + 1
         assert shown[0] == f"  {path}:1: unknown key 'destination' (a trace's keys: {', '.join(traces.FIELDS)})"
         assert shown[-1] == f"  {path}: ... and {8 - command.REFUSED_SHOWN} more"
 
-    def test_json_lines_with_more_bad_lines_than_attempts_is_not_a_trace(self, tmp_path, capsys):
+    def test_json_lines_with_more_bad_lines_than_attempts_is_not_a_trace(self, tmp_path, run_cli):
         trace = jsonl(tmp_path / "t.jsonl", [call(T0)], "oops\noops\n")
-        code, out, err = run(capsys, "replay", str(trace))
+        code, out, err = run_cli("replay", str(trace))
         assert (code, out) == (3, "") and "more bad lines (2) than attempts (1) (read as jsonl)" in err
         jsonl(trace, [call(T0), call(T0 + 1)], "oops\noops\n")
-        assert run(capsys, "replay", str(trace))[0] == 0
+        assert run_cli("replay", str(trace))[0] == 0
 
-    def test_an_empty_file_and_dev_null_are_empty_not_missing(self, tmp_path, capsys):
+    def test_an_empty_file_and_dev_null_are_empty_not_missing(self, tmp_path, run_cli):
         (tmp_path / "empty.csv").write_text("")
         for path in (str(tmp_path / "empty.csv"), os.devnull):
-            assert run(capsys, "replay", path) == (3, "", f"fs-guard: {path}: empty: not a trace\n")
+            assert run_cli("replay", path) == (3, "", f"fs-guard: {path}: empty: not a trace\n")
 
-    def test_a_directory_is_a_directory_not_missing(self, tmp_path, capsys):
-        code, out, err = run(capsys, "replay", str(tmp_path))
+    def test_a_directory_is_a_directory_not_missing(self, tmp_path, run_cli):
+        code, out, err = run_cli("replay", str(tmp_path))
         assert (code, out) == (2, "") and err.startswith(f"fs-guard: {tmp_path}: is a directory; name the trace files")
         assert "no such file" not in err
 
-    def test_a_pipe_is_read(self, tmp_path, capsys):
+    def test_a_pipe_is_read(self, tmp_path, run_cli):
         trace = jsonl(tmp_path / "t.jsonl", [call(T0)])
         os.mkfifo(tmp_path / "pipe")
         writer = subprocess.Popen(["sh", "-c", 'exec cat "$1" > "$2"', "sh", str(trace), str(tmp_path / "pipe")])
         try:
-            code, out, _ = run(capsys, "replay", str(tmp_path / "pipe"))
+            code, out, _ = run_cli("replay", str(tmp_path / "pipe"))
         finally:
             writer.kill()
             writer.wait()
         assert code == 0 and "calls:                      1" in out
 
-    def test_with_several_files_the_report_covers_the_traces_and_names_the_others(self, tmp_path, capsys, binary):
+    def test_with_several_files_the_report_covers_the_traces_and_names_the_others(self, tmp_path, run_cli, binary):
         trace = jsonl(tmp_path / "t.jsonl", [call(T0 + i) for i in range(5)])
-        code, out, err = run(capsys, "replay", str(trace), str(binary), "--format", "jsonl")
+        code, out, err = run_cli("replay", str(trace), str(binary), "--format", "jsonl")
         assert code == 3 and "fail2ban would ban 1 address" in out
         assert f"input:      {binary} (jsonl): " in out and "NOT A TRACE (no call or registration attempt found)" in out
         assert err.startswith(f"fs-guard: {binary}: no call or registration attempt found")
         assert all(line.startswith(f"  {binary}:") for line in err.splitlines()[1:])
-        code, out, _ = run(capsys, "replay", str(trace), str(binary), "--format", "jsonl", "--json")
+        code, out, _ = run_cli("replay", str(trace), str(binary), "--format", "jsonl", "--json")
         assert code == 3
         assert [f["not_a_trace"] for f in json.loads(out)["files"]] == [None, "no call or registration attempt found"]
 
@@ -899,9 +892,9 @@ class TestNotATrace:
 
 
 class TestDemo:
-    def test_demo_replays_the_bundled_trace_on_the_demo_configuration(self, capsys, write_config):
+    def test_demo_replays_the_bundled_trace_on_the_demo_configuration(self, run_cli, write_config):
         write_config({"deny_prefix": ["9"]})  # a located configuration does not change the demo
-        code, out, _ = run(capsys, "demo", "--json")
+        code, out, _ = run_cli("demo", "--json")
         assert code == 0
         report = json.loads(out)
         assert report["config"] == command.DEMO_CONFIG and report["files"][0]["path"] == command.BUNDLED_TRACE
@@ -916,10 +909,10 @@ class TestDemo:
         assert "203.0.113.160" in banned  # where the hacked phone's account was used from
         assert "203.0.113.45" not in banned  # the slow scanner stays under maxretry in findtime
         assert "198.51.100.23" not in banned  # the phone with a stale password
-        assert json.loads(run(capsys, "replay", "--json")[1]) == report
+        assert json.loads(run_cli("replay", "--json")[1]) == report
 
-    def test_the_demo_shows_the_stolen_accounts_caught_by_the_shipped_limits_and_nobody_else(self, capsys):
-        report = json.loads(run(capsys, "demo", "--json")[1])["limits"]
+    def test_the_demo_shows_the_stolen_accounts_caught_by_the_shipped_limits_and_nobody_else(self, run_cli):
+        report = json.loads(run_cli("demo", "--json")[1])["limits"]
         caught = {limit["name"]: {key["key"] for key in limit["critical_keys"]} for limit in report["limits"]}
         assert caught == {"ip-call-rate": set(),
                           "account-call-rate": {"1003@pbx.example"},
@@ -940,16 +933,16 @@ class TestDemo:
         assert [entry["key"] for entry in high_risk["peaks"]["calls"]["top"]] == ["203.0.113.170"]
         assert report["without_end"] == 0 and report["out_of_order"] == 0
 
-    def test_the_demo_reports_destinations_by_country_and_type(self, capsys):
-        report = json.loads(run(capsys, "demo", "--json")[1])["destinations"]
+    def test_the_demo_reports_destinations_by_country_and_type(self, run_cli):
+        report = json.loads(run_cli("demo", "--json")[1])["destinations"]
         countries = {row["name"]: row for row in report["top_countries"]}
         assert countries["GB"]["reasons"]["denied_number_type"] == 40
         types = {row["name"]: row for row in report["number_types"]}
         assert types["premium_rate"]["accepted"] == 0
         assert countries["001"]["accepted"] == 80  # the stolen account's satellite numbers: no country rule stops them
 
-    def test_the_demo_text_report_names_the_stolen_account(self, capsys):
-        out = run(capsys, "demo")[1]
+    def test_the_demo_text_report_names_the_stolen_account(self, run_cli):
+        out = run_cli("demo")[1]
         assert "rules:      " + command.DEMO_CONFIG in out
         assert "account-premium-networks       1003@pbx.example/00882       2026-11-28T01:30:" in out
 

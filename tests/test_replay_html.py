@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from fs_guard.offline import cli, report_html
+from fs_guard.offline import report_html
 from fs_guard.offline.cli import replay as command
 from fs_guard.offline.replay import Replay, shipped_jail
 from fs_guard.offline.replay_timeline import (
@@ -54,12 +54,6 @@ def replayed(tmp_path: Path, records: List[Dict[str, Any]], section: Dict[str, A
     trace = Trace(str(jsonl(tmp_path / "t.jsonl", records)))
     engine.feed(trace.read())
     return engine.report([trace])
-
-
-def run(capsys, *argv: str):
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 RATE_LIMIT = {"name": "rate", "by": "account", "window": 60, "calls": {"warning": 1, "critical": 2},
@@ -260,53 +254,53 @@ def text_rows(text: str, title: str) -> List[tuple]:
 
 
 class TestCommand:
-    def test_html_writes_the_page_and_prints_the_usual_report(self, tmp_path, capsys):
+    def test_html_writes_the_page_and_prints_the_usual_report(self, tmp_path, run_cli):
         trace = jsonl(tmp_path / "t.jsonl", [attempt(T0 + i) for i in range(6)])
         page = tmp_path / "report.html"
-        code, out, err = run(capsys, "replay", str(trace), "--html", str(page))
+        code, out, err = run_cli("replay", str(trace), "--html", str(page))
         assert code == 0 and out.startswith("fs-guard replay: what fs-guard and fail2ban would have done")
         size = page.stat().st_size
         assert err == f"fs-guard: wrote the HTML report {page} ({size / 1e6:.1f} MB)\n"
         assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
-        code, out, _ = run(capsys, "replay", str(trace), "--html", str(page), "--json")
+        code, out, _ = run_cli("replay", str(trace), "--html", str(page), "--json")
         assert code == 0 and json.loads(out)["rejected"] == 6
 
-    def test_demo_writes_the_bundled_traces_page(self, tmp_path, capsys):
+    def test_demo_writes_the_bundled_traces_page(self, tmp_path, run_cli):
         page = tmp_path / "demo.html"
-        assert run(capsys, "demo", "--html", str(page))[0] == 0
+        assert run_cli("demo", "--html", str(page))[0] == 0
         assert Resources(page.read_text(encoding="utf-8")).chart_ids[:2] == ["attempts", "sources"]
 
-    def test_without_the_report_extra_html_is_a_clear_error_before_replaying(self, tmp_path, capsys, monkeypatch):
+    def test_without_the_report_extra_html_is_a_clear_error_before_replaying(self, tmp_path, run_cli, monkeypatch):
         for module in ("plotly", "plotly.graph_objects", "plotly.io", "plotly.offline"):
             monkeypatch.setitem(sys.modules, module, None)  # import raises ImportError
         trace = jsonl(tmp_path / "t.jsonl", [attempt(T0)])
         page = tmp_path / "report.html"
-        code, out, err = run(capsys, "replay", str(trace), "--html", str(page))
+        code, out, err = run_cli("replay", str(trace), "--html", str(page))
         assert (code, out) == (2, "") and not page.exists()
         assert err.startswith("fs-guard: --html draws its charts with plotly, which cannot be imported (")
         assert err.endswith(": pip install 'fs-guard[report]'\n") and err.count("\n") == 1
 
-    def test_an_html_path_that_cannot_be_written_is_refused_before_replaying(self, tmp_path, capsys):
+    def test_an_html_path_that_cannot_be_written_is_refused_before_replaying(self, tmp_path, run_cli):
         trace = jsonl(tmp_path / "t.jsonl", [attempt(T0)])
         target = tmp_path / "no-such-dir" / "report.html"
-        assert run(capsys, "replay", str(trace), "--html", str(target)) == (
+        assert run_cli("replay", str(trace), "--html", str(target)) == (
             2, "", f"fs-guard: cannot write --html {target}: No such file or directory (create the directory first)\n")
 
-    def test_html_never_overwrites_a_trace_or_the_live_ban_log(self, tmp_path, capsys, ban_log):
+    def test_html_never_overwrites_a_trace_or_the_live_ban_log(self, tmp_path, run_cli, ban_log):
         trace = jsonl(tmp_path / "t.jsonl", [attempt(T0)])
         before = trace.read_text()
-        assert run(capsys, "replay", str(trace), "--html", str(trace)) == (
+        assert run_cli("replay", str(trace), "--html", str(trace)) == (
             2, "", f"fs-guard: refusing to overwrite {trace} with the --html page\n")
         assert trace.read_text() == before
-        code, out, err = run(capsys, "replay", str(trace), "--html", str(ban_log.path))
+        code, out, err = run_cli("replay", str(trace), "--html", str(ban_log.path))
         assert (code, out) == (2, "") and err.startswith("fs-guard: refusing to overwrite ")
         assert not ban_log.path.exists()
 
-    def test_no_page_is_written_when_the_input_held_no_trace(self, tmp_path, capsys):
+    def test_no_page_is_written_when_the_input_held_no_trace(self, tmp_path, run_cli):
         empty = tmp_path / "empty.jsonl"
         empty.write_text("")
         page = tmp_path / "report.html"
-        code, out, err = run(capsys, "replay", str(empty), "--html", str(page))
+        code, out, err = run_cli("replay", str(empty), "--html", str(page))
         assert (code, out, err) == (command.NOT_A_TRACE, "", f"fs-guard: {empty}: empty: not a trace\n")
         assert not page.exists()
 

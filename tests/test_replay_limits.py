@@ -13,7 +13,6 @@ from typing import Any, Dict, List, Optional
 import fsctl
 from modpython import run_app
 
-from fs_guard.offline import cli
 from fs_guard.offline.replay import Jail, Replay
 from fs_guard.offline.traces import Trace
 from fs_guard.runtime import state
@@ -75,12 +74,6 @@ def summary(report, name: str):
     return found
 
 
-def run(capsys, *argv: str):
-    code = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 # -- time, transfers, concurrency ---------------------------------------------------------
 
 
@@ -136,14 +129,14 @@ class TestConcurrency:
                                    attempt(65, duration=10)], config(self.LIMIT)) == ["accept", "limit", "accept", "limit"]
         assert (report.limits.with_end, report.limits.without_end) == (4, 0)
 
-    def test_a_call_without_a_known_end_is_not_counted_and_the_report_says_so(self, tmp_path, capsys):
+    def test_a_call_without_a_known_end_is_not_counted_and_the_report_says_so(self, tmp_path, run_cli):
         records = [attempt(0, duration=600), attempt(1), attempt(2)]
         assert verdicts(tmp_path, records, config(self.LIMIT)) == ["accept", "accept", "accept"]
         report, _ = replay(tmp_path, records, config(self.LIMIT))
         assert (report.limits.with_end, report.limits.without_end) == (1, 2)
         conf_path = tmp_path / "c.json"
         conf_path.write_text(json.dumps({"fail2ban": {"limits": [self.LIMIT]}}))
-        out = run(capsys, "replay", str(tmp_path / "trace.jsonl"), "--config", str(conf_path))[1]
+        out = run_cli("replay", str(tmp_path / "trace.jsonl"), "--config", str(conf_path))[1]
         assert "2 calls had no known end (no duration; no uuid in a freeswitch.log): not counted toward concurrent" in out
 
     def test_in_a_freeswitch_log_a_call_ends_at_its_hangup_line(self, tmp_path, monkeypatch):
@@ -179,27 +172,27 @@ class TestConcurrency:
 class TestOrder:
     LIMIT = limit("rate", by="source_ip", window=60, calls={"critical": 2}, action="reject")
 
-    def test_files_are_merged_in_time_order(self, tmp_path, capsys):
+    def test_files_are_merged_in_time_order(self, tmp_path, run_cli):
         records = [attempt(t, ip="203.0.113.9") for t in (0, 10, 20, 70, 80, 90, 100)]
         write(tmp_path / "a.jsonl", records[0::2])  # 0, 20, 80, 100
         write(tmp_path / "b.jsonl", records[1::2])  # 10, 70, 90
         write(tmp_path / "all.jsonl", records)
         (tmp_path / "c.json").write_text(json.dumps({"fail2ban": {"deny_prefix": [], "limits": [self.LIMIT]}}))
-        merged = json.loads(run(capsys, "replay", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"),
+        merged = json.loads(run_cli("replay", str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"),
                                 "--config", str(tmp_path / "c.json"), "--json")[1])
-        whole = json.loads(run(capsys, "replay", str(tmp_path / "all.jsonl"), "--config", str(tmp_path / "c.json"),
+        whole = json.loads(run_cli("replay", str(tmp_path / "all.jsonl"), "--config", str(tmp_path / "c.json"),
                                "--json")[1])
         # 20 (after 0, 10), 90 and 100 (after 70, 80: 20 was rejected, so it never counted)
         assert merged["rejected"] == whole["rejected"] == 3
         assert merged["limits"] == whole["limits"] and merged["limits"]["out_of_order"] == 0
 
-    def test_calls_that_go_back_in_time_are_counted_and_decided_at_their_own_time(self, tmp_path, capsys):
+    def test_calls_that_go_back_in_time_are_counted_and_decided_at_their_own_time(self, tmp_path, run_cli):
         records = [attempt(0, ip="203.0.113.9"), attempt(100, ip="203.0.113.9"), attempt(99.5, ip="203.0.113.9"),
                    attempt(50, ip="203.0.113.9")]
         report, _ = replay(tmp_path, records, config(self.LIMIT))
         assert report.limits.out_of_order == 1  # 99.5 is within a second of 100; 50 is not
         (tmp_path / "c.json").write_text(json.dumps({"fail2ban": {"deny_prefix": [], "limits": [self.LIMIT]}}))
-        out = run(capsys, "replay", str(tmp_path / "trace.jsonl"), "--config", str(tmp_path / "c.json"))[1]
+        out = run_cli("replay", str(tmp_path / "trace.jsonl"), "--config", str(tmp_path / "c.json"))[1]
         assert "1 calls came more than 1 s after a later one (input out of time order)" in out
 
 
@@ -242,11 +235,11 @@ class TestReport:
         assert (peaks.metric, peaks.highest, peaks.top) == ("calls", 4, ((OFFICE, 4), ("1003@pbx.example", 3)))
         assert summary(report, "ip-rate").peaks[0].top == ((TRUNK, 3),)
 
-    def test_the_text_report(self, tmp_path, capsys):
+    def test_the_text_report(self, tmp_path, run_cli):
         write(tmp_path / "trace.jsonl", self.RECORDS)
         (tmp_path / "c.json").write_text(json.dumps({"fail2ban": {"deny_prefix": ["9"], "destination_number_max_len": 16,
                                                                  "limits": self.LIMITS}}))
-        out = run(capsys, "replay", str(tmp_path / "trace.jsonl"), "--config", str(tmp_path / "c.json"))[1]
+        out = run_cli("replay", str(tmp_path / "trace.jsonl"), "--config", str(tmp_path / "c.json"))[1]
         section = out[out.index("fraud limits"):].splitlines()
         assert section[:5] == [
             "fraud limits, on the traces' own times: 11 calls screened (the rules accepted them, in a context with limits), 3 rejected",
@@ -262,11 +255,11 @@ class TestReport:
                 "1001@pbx.example 4 (critical), 1003@pbx.example 3 (warning)") in out
         assert "offences by reason:\n  limit                            3\n" in out
 
-    def test_the_json_report(self, tmp_path, capsys):
+    def test_the_json_report(self, tmp_path, run_cli):
         write(tmp_path / "trace.jsonl", self.RECORDS)
         (tmp_path / "c.json").write_text(json.dumps({"fail2ban": {"deny_prefix": ["9"], "destination_number_max_len": 16,
                                                                  "limits": self.LIMITS}}))
-        report = json.loads(run(capsys, "replay", str(tmp_path / "trace.jsonl"), "--config", str(tmp_path / "c.json"),
+        report = json.loads(run_cli("replay", str(tmp_path / "trace.jsonl"), "--config", str(tmp_path / "c.json"),
                                 "--json")[1])
         limits = report["limits"]
         assert (limits["screened"], limits["rejected"], limits["with_account"], limits["with_address"]) == (11, 3, 8, 11)
@@ -288,20 +281,20 @@ class TestReport:
         assert report["ban_lines"] == {"banned": 1, "ban lines off": 2}
         assert report["offences_by_reason"] == {"limit": 3}
 
-    def test_a_peak_the_tally_stopped_counting_at_reads_at_least(self, tmp_path, capsys):
+    def test_a_peak_the_tally_stopped_counting_at_reads_at_least(self, tmp_path, run_cli):
         # counts above four times the highest threshold are not kept: 30 numbers peak at 4 x 5 + 1
         write(tmp_path / "trace.jsonl", [attempt(n, number=f"00882160000{n:02d}") for n in range(30)])
         (tmp_path / "c.json").write_text(json.dumps({"fail2ban": {"deny_prefix": [], "destination_number_max_len": 16,
                                                                  "limits": [limit("fanout", window=3600,
                                                                                   distinct_numbers={"critical": 5})]}}))
-        out = run(capsys, "replay", str(tmp_path / "trace.jsonl"), "--config", str(tmp_path / "c.json"))[1]
+        out = run_cli("replay", str(tmp_path / "trace.jsonl"), "--config", str(tmp_path / "c.json"))[1]
         assert "distinct_numbers in 3600 s > -/5      1001@pbx.example 21+ (critical)" in out
 
-    def test_without_limits_there_is_no_limits_section(self, tmp_path, capsys):
+    def test_without_limits_there_is_no_limits_section(self, tmp_path, run_cli):
         write(tmp_path / "trace.jsonl", self.RECORDS)
-        code, out, _ = run(capsys, "replay", str(tmp_path / "trace.jsonl"))
+        code, out, _ = run_cli("replay", str(tmp_path / "trace.jsonl"))
         assert code == 0 and "fraud limits" not in out
-        assert json.loads(run(capsys, "replay", str(tmp_path / "trace.jsonl"), "--json")[1])["limits"] is None
+        assert json.loads(run_cli("replay", str(tmp_path / "trace.jsonl"), "--json")[1])["limits"] is None
 
     def test_monitor_mode_alerts_and_never_rejects(self, tmp_path):
         conf = config(limit("rate", window=60, calls={"critical": 1}, action="reject", block_for=60),
@@ -404,7 +397,7 @@ def test_replay_decides_every_call_as_the_live_screen_does(tmp_path, write_confi
 
 
 
-def test_the_report_says_what_a_cdr_or_a_freeswitch_log_cannot_show(tmp_path, capsys, monkeypatch):
+def test_the_report_says_what_a_cdr_or_a_freeswitch_log_cannot_show(tmp_path, run_cli, monkeypatch):
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     (tmp_path / "c.json").write_text(json.dumps({"fail2ban": {"deny_prefix": [], "limits": [
@@ -417,8 +410,8 @@ def test_the_report_says_what_a_cdr_or_a_freeswitch_log_cannot_show(tmp_path, ca
         "198.51.100.10:5060 version: 1.10.12\n"
         "2026-11-28 10:00:00.010000 [INFO] mod_dialplan_xml.c:639 Processing 1003 <1003>->1002 in context default\n")
     try:
-        cdr = run(capsys, "replay", str(tmp_path / "Master.csv"), "--config", str(tmp_path / "c.json"))[1]
-        log = run(capsys, "replay", str(tmp_path / "freeswitch.log"), "--config", str(tmp_path / "c.json"))[1]
+        cdr = run_cli("replay", str(tmp_path / "Master.csv"), "--config", str(tmp_path / "c.json"))[1]
+        log = run_cli("replay", str(tmp_path / "freeswitch.log"), "--config", str(tmp_path / "c.json"))[1]
     finally:
         monkeypatch.undo()
         time.tzset()
