@@ -315,6 +315,27 @@ class TestTheNumbers:
         assert value(samples, "fs_guard_limit_keys_tracked") == 1
         assert value(samples, "fs_guard_limit_keys_max") == 100_000
 
+    def test_rejects_by_destination_country_are_what_status_shows(self, write_config, call):
+        """Rules and limits count the country of a classified number they reject; monitor mode,
+        emergency and accepted calls do not."""
+        write_config({"dialling": {"region": "GB"}, "deny_prefix": [], "destination_number_max_len": 16,
+                      "deny_countries": ["CU"], "deny_number_types": ["premium_rate"],
+                      "contexts": {"trial": {"monitor": True}},
+                      "limits": [{"name": "burst", "by": "source_ip", "window": 60, "calls": {"critical": 1},
+                                  "action": "reject"}]})
+        call("09098790000", ip="203.0.113.1")  # GB premium rate: denied_number_type
+        call("005378612345", ip="203.0.113.2")  # CU: denied_country
+        call("005378612345", ip="203.0.113.3", context="trial")  # would reject: not counted
+        call("999", ip="203.0.113.4")  # emergency: let through
+        call("0033142685300", ip="198.51.100.7")  # FR: accepted, then rejected by the limit
+        call("0033142685301", ip="198.51.100.7")
+        samples = parse(status_prometheus())
+        drawn = {dict(labels)["country"]: v for (name, labels), v in samples.items()
+                 if name == "fs_guard_destination_calls_rejected_total"}
+        assert drawn == {"GB": 1, "CU": 1, "FR": 1}
+        shown = json.loads(modpython.run_api("fs_guard.status json"))["destinations"]["rejected_by_country"]
+        assert drawn == shown
+
     def test_every_configured_limit_has_its_hit_series_from_zero(self, write_config):
         write_config({"limits": [{"name": "burst", "by": "source_ip", "window": 60, "calls": {"critical": 5}}]})
         samples = parse(status_prometheus())
@@ -343,7 +364,8 @@ class TestTheNumbers:
         assert value(samples, "fs_guard_config_valid") == 1
 
     def test_no_label_value_is_ever_an_address_a_number_or_an_account(self, write_config, call):
-        write_config({"limits": [{"name": "accounts", "by": "account", "window": 60, "calls": {"critical": 1},
+        write_config({"dialling": {"region": "GB"}, "deny_countries": ["CU"],
+                      "limits": [{"name": "accounts", "by": "account", "window": 60, "calls": {"critical": 1},
                                   "action": "reject"}]})
         call("0044987654", ip="198.51.100.77")
         for _ in range(3):
@@ -353,7 +375,8 @@ class TestTheNumbers:
             assert secret not in text
         labels = {name for family in text_string_to_metric_families(text) for sample in family.samples
                   for name in sample.labels}
-        assert labels <= {"context", "reason", "why", "limit", "level", "by", "version", "python"}
+        assert labels <= {"context", "reason", "why", "limit", "level", "by", "country", "version", "python"}
+        assert "country" in labels
 
     def test_contexts_beyond_the_bound_are_counted_as_other(self, call, monkeypatch):
         monkeypatch.setattr(stats, "MAX_CONTEXTS", 3)

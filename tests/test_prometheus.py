@@ -85,6 +85,8 @@ def watched(tmp_path, write_config, call, monkeypatch) -> Iterator[PrometheusSer
     port = free_port()
     write_config({
         "deny_user_agent": ["friendly-scanner"],
+        "dialling": {"region": "GB"},
+        "deny_countries": ["CU"],  # a destination rule: every number is classified
         "trusted_networks": ["10.0.0.0/8"],
         "contexts": {"trial": {"monitor": True}},
         "limits": [{"name": "burst", "by": "source_ip", "window": 60, "calls": {"warning": 1, "critical": 2},
@@ -141,6 +143,12 @@ class TestARealPrometheus:
         assert watched.scalar('fs_guard_calls_rejected_total{context="public",reason="too_long"}') == 1
         assert watched.scalar('fs_guard_calls_would_reject_total{context="trial",reason="deny_prefix"}') == 1
         assert watched.scalar('fs_guard_calls_screened_total{context="default"}') == 6
+        # by destination country
+        by_country = data["destinations"]["rejected_by_country"]
+        assert by_country["GB"] >= 2  # the two 0044 numbers public rejects
+        assert {country: watched.scalar(f'fs_guard_destination_calls_rejected_total{{country="{country}"}}')
+                for country in by_country} == {country: float(count) for country, count in by_country.items()}
+        assert watched.scalar("count(fs_guard_destination_calls_rejected_total)") == len(by_country)
         # the cluster
         assert data["cluster"]["state"] == "up" and watched.scalar("fs_guard_cluster_up") == 1
         assert 0 < watched.scalar("fs_guard_cluster_round_trip_seconds") < 1

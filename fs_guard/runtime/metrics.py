@@ -9,9 +9,9 @@ Imported only when a configuration has ``metrics`` or the status command asks fo
 ``prometheus``: it imports prometheus_client (``pip install 'fs-guard[metrics]'``).
 
 Names follow Prometheus' conventions: ``fs_guard_`` first, counters end in ``_total``, times
-in seconds; label values come from fixed sets (reasons, levels) or from the operator's own
-configuration and dialplan (limit names, contexts), never from a caller: no address, number or
-account is ever a label.
+in seconds; label values come from fixed sets (reasons, levels, the countries libphonenumber
+knows) or from the operator's own configuration and dialplan (limit names, contexts), never from a
+caller: no address, number or account is ever a label.
 """
 
 from __future__ import annotations
@@ -128,6 +128,9 @@ def _counters(counters: Dict[str, int], config: Config) -> Iterator[Metric]:
                                      "Offences that wrote no ban line, by why (trusted network, no valid address).",
                                      labels=["why"])
     hits = CounterMetricFamily(PREFIX + "limit_hits", "Fraud-limit hits, by limit and level.", labels=["limit", "level"])
+    countries = CounterMetricFamily(PREFIX + "destination_calls_rejected",
+                                    "Rejected calls whose number was classified, by destination country "
+                                    "(ISO 3166 region; 001: the international networks).", labels=["country"])
     for name, why in NOT_BANNED.items():
         not_banned.add_metric([why], counters.get(name, 0))
     # Every configured limit's series from 0, so that its first hit is an increase an alert sees.
@@ -142,8 +145,11 @@ def _counters(counters: Dict[str, int], config: Config) -> Iterator[Metric]:
             yield _counter(name, f"fs-guard's {name} counter (fs_guard.status).", value)
     for (limit_name, level), value in sorted(hit_counts.items()):
         hits.add_metric([limit_name, level], value)
+    for country, value in sorted(stats.rejected_countries(counters).items()):
+        countries.add_metric([country], value)
     yield not_banned
     yield hits
+    yield countries
 
 
 def _is_call_total(name: str) -> bool:

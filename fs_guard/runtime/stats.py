@@ -52,6 +52,12 @@ def rejected_country(destination: Any) -> Optional[str]:
     return REJECTED_COUNTRY_PREFIX + region if region else None
 
 
+def rejected_countries(counters: Dict[str, int]) -> Dict[str, int]:
+    """The rejected calls by destination country among ``counters``: ``rejected_country.GB`` -> ``GB``."""
+    size = len(REJECTED_COUNTRY_PREFIX)
+    return {name[size:]: count for name, count in counters.items() if name.startswith(REJECTED_COUNTRY_PREFIX)}
+
+
 class Counters:
     def __init__(self) -> None:
         self._lock = threading.Lock()

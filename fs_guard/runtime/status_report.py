@@ -102,8 +102,9 @@ def report(reloaded: Optional[LoadState] = None) -> Dict[str, Any]:
     data["register_failure_hook"] = {"running": hook is not None, "since": _iso(hook)}
     data["counters_since"] = _iso(state.STATS.started)
     counters = state.counters()
-    by_country = {name[len(stats.REJECTED_COUNTRY_PREFIX):]: counters.pop(name)
-                  for name in [n for n in counters if n.startswith(stats.REJECTED_COUNTRY_PREFIX)]}
+    by_country = stats.rejected_countries(counters)
+    for country in by_country:
+        del counters[stats.REJECTED_COUNTRY_PREFIX + country]
     data["counters"] = _ordered(counters)
     data["destinations"] = {
         "metadata_version": _metadata_version(),
