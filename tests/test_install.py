@@ -382,7 +382,8 @@ def test_vars_xml_log_dir_is_used_for_the_jail(site, run_cli):
     elsewhere = site.log.parent / "fs"
     elsewhere.mkdir()
     site.tree.replace("vars.xml", "</include>", f'  <X-PRE-PROCESS cmd="set" data="log_dir={elsewhere}"/>\n</include>')
-    code, out = run_cli("install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban), *site.python).merged()
+    code, out = run_cli("install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban),
+                        *site.python).merged()
     assert code == 0, out
     assert f"logpath  = {elsewhere}/fs-guard-ban.log\n" in (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
 
@@ -393,7 +394,8 @@ def test_a_running_freeswitch_on_this_configuration_is_asked_first(site, bin_dir
     site.tree.replace("vars.xml", "</include>", f'  <X-PRE-PROCESS cmd="set" data="log_dir={site.log}"/>\n</include>')
     (tmp_path / "conf-link").symlink_to(site.conf)  # the same directory, by another name
     answering_fs_cli(bin_dir, tmp_path / "conf-link", answered)
-    code, out = run_cli("install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban), *site.python).merged()
+    code, out = run_cli("install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban),
+                        *site.python).merged()
     assert code == 0, out
     assert f"logpath  = {answered}/fs-guard-ban.log\n" in (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
     assert (
@@ -404,7 +406,8 @@ def test_a_running_freeswitch_on_this_configuration_is_asked_first(site, bin_dir
 
 def test_the_log_dir_of_a_freeswitch_running_on_another_configuration_is_not_used(site, bin_dir, run_cli):
     answering_fs_cli(bin_dir, "/usr/local/freeswitch/etc/freeswitch", "/usr/local/freeswitch/var/log/freeswitch")
-    code, out = run_cli("install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban), *site.python).merged()
+    code, out = run_cli("install", "--conf-dir", str(site.conf), "--fail2ban-dir", str(site.fail2ban),
+                        *site.python).merged()
     assert code == 0, out
     assert f"logpath  = {site.log}/fs-guard-ban.log\n" in (site.fail2ban / "jail.d" / "fs-guard.conf").read_text()
     assert "source-build layout" in out
