@@ -190,6 +190,44 @@ class TestTheLibrarysOwnAnswers:
                     valid, phonenumbers.region_code_for_number(number) if valid else None), (region, dialled)
         assert compared > 1000
 
+    def test_numbers_near_every_regions_examples_dialled_at_home_and_from_abroad(self):
+        """Every region as the home region: its example numbers of every type with their last
+        digits changed (so most are valid numbers of many types), dialled in national format,
+        after the region's international prefix, and with ``+``."""
+        rnd = random.Random(1818)
+        types = [getattr(phonenumbers.PhoneNumberType, name.upper()) for name in destinations.TYPES[:-1]]
+        compared = 0
+        for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+            metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+            idd = metadata.preferred_international_prefix or metadata.international_prefix or ""
+            for kind_of_number in types:
+                example = phonenumbers.example_number_for_type(region, kind_of_number)
+                if example is None:
+                    continue
+                nsn = phonenumbers.national_significant_number(example)
+                for _ in range(3):
+                    cut = rnd.randint(1, min(4, len(nsn)))
+                    digits = nsn[:-cut] + "".join(rnd.choice("0123456789") for _ in range(cut + rnd.choice((-1, 0, 0, 1))))
+                    forms = [(metadata.national_prefix or "") + digits, f"+{example.country_code}{digits}"]
+                    if idd.isdigit():
+                        forms.append(f"{idd}{example.country_code}{digits}")
+                    for dialled in forms:
+                        found = classify(region, dialled)
+                        try:
+                            number = phonenumbers.parse(dialled, region)
+                        except phonenumbers.NumberParseException:
+                            assert not found.valid, (region, dialled)
+                            continue
+                        if found.kind != NUMBER:
+                            continue
+                        compared += 1
+                        valid = phonenumbers.is_valid_number(number)
+                        assert (found.e164, found.type, found.valid, found.region if valid else None) == (
+                            phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+                            phonenumbers.PhoneNumberType.to_string(phonenumbers.number_type(number)).lower(),
+                            valid, phonenumbers.region_code_for_number(number) if valid else None), (region, dialled)
+        assert compared > 10000
+
     def test_the_librarys_example_numbers_of_every_type(self):
         types = [name for name in destinations.TYPES if name != "unknown"]
         for region in sorted(phonenumbers.SUPPORTED_REGIONS):
