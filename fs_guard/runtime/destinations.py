@@ -31,7 +31,7 @@ import functools
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, FrozenSet, List, Optional, Pattern, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, List, NamedTuple, Optional, Pattern, Sequence, Tuple
 
 NUMBER = "number"
 EMERGENCY = "emergency"
@@ -58,9 +58,11 @@ _SEPARATORS = str.maketrans("", "", " -.()/")
 _POSSIBLE, _LOCAL_ONLY, _TOO_SHORT, _TOO_LONG, _INVALID_LENGTH = range(5)
 
 
-@dataclass(frozen=True)
-class Destination:
-    """One dialled string, classified."""
+class Destination(NamedTuple):
+    """One dialled string, classified.
+
+    A NamedTuple, not a dataclass: one is built for every number never seen before, and
+    ``_destination`` builds a tuple in C (a frozen dataclass sets its fields one by one)."""
 
     kind: str
     e164: str = ""  # "+442079460000"; "" unless kind is number
@@ -82,7 +84,11 @@ class Destination:
         return f"{self.kind} number of {self.region} type={self.type}"
 
 
+#: ``_destination((kind, e164, region, type, valid))``: a Destination without a Python-level call.
+_destination: Callable[[Tuple[str, str, str, str, bool]], Destination] = functools.partial(tuple.__new__, Destination)
 NOT_A_NUMBER_DESTINATION = Destination(NOT_A_NUMBER)
+#: A number that is no number of any country (no such country code, too short or too long).
+_NO_NUMBER = Destination(NUMBER)
 
 
 class _Library:
@@ -146,18 +152,44 @@ class _Desc:
         return self.pattern.fullmatch(nsn) is not None
 
 
-def _alternatives(descs: Sequence[Tuple[str, Any]]) -> Optional[Pattern[str]]:
-    """One pattern of number descriptions, tried in order: each is a named group whose
-    possible lengths (when listed) are a lookahead, so it matches exactly as ``_Desc.matches``."""
-    parts = []
-    for name, desc in descs:
-        pattern = getattr(desc, "national_number_pattern", None) if desc is not None else None
-        if not pattern:
-            continue
-        lengths = getattr(desc, "possible_length", None) or ()
-        ahead = f"(?=(?:{'|'.join(f'[0-9]{{{n}}}' for n in lengths)})\\Z)" if lengths else ""
-        parts.append(f"(?P<{name}>{ahead}(?:{pattern}))")
-    return re.compile("|".join(parts)) if parts else None
+def _desc_pattern(desc: Any) -> Optional[str]:
+    """A number description as one pattern: its possible lengths (when listed) as a lookahead,
+    then its pattern, so that a full match is ``_is_number_matching_desc``."""
+    pattern = getattr(desc, "national_number_pattern", None) if desc is not None else None
+    if not pattern:
+        return None
+    lengths = getattr(desc, "possible_length", None) or ()
+    ahead = f"(?=(?:{'|'.join(f'[0-9]{{{n}}}' for n in lengths)})\\Z)" if lengths else ""
+    return f"{ahead}(?:{pattern})"
+
+
+def _types_pattern(general: Any, descs: Sequence[Tuple[str, Any]]) -> Optional[Pattern[str]]:
+    """``_number_type_helper`` as one pattern: the general description as a lookahead, then the
+    types' descriptions in the library's order, each a named group; the first alternative that
+    matches the whole number names its type (one regex call, not twelve)."""
+    viable = _desc_pattern(general)
+    parts = [f"(?P<{name}>{pattern})" for name, pattern in ((name, _desc_pattern(desc)) for name, desc in descs)
+             if pattern]
+    if viable is None or not parts:
+        return None
+    return re.compile(f"(?=(?:{viable})\\Z)(?:{'|'.join(parts)})")
+
+
+#: Length verdicts are tabled for strings up to this size; a longer one is too long everywhere.
+_TABLE = 128
+
+
+def _length_verdict(size: int, lengths: Tuple[int, ...], local: FrozenSet[int]) -> int:
+    """``_test_number_length`` against a general description's possible lengths."""
+    if not lengths or lengths[0] == -1:
+        return _INVALID_LENGTH
+    if size in local:
+        return _LOCAL_ONLY
+    if size in lengths:
+        return _POSSIBLE
+    if size < lengths[0]:
+        return _TOO_SHORT
+    return _TOO_LONG if size > lengths[-1] else _INVALID_LENGTH
 
 
 class _Plan:
@@ -169,14 +201,14 @@ class _Plan:
         general = metadata.general_desc
         self.general = re.compile(general.national_number_pattern) if general.national_number_pattern else None
         lengths = tuple(general.possible_length or ())
-        self.lengths: Tuple[int, ...] = lengths
-        self.local_lengths: FrozenSet[int] = frozenset(general.possible_length_local_only or ())
+        local = frozenset(general.possible_length_local_only or ())
+        #: ``_test_number_length`` of a string of each size, looked up rather than computed.
+        self.verdicts = bytes(_length_verdict(size, lengths, local) for size in range(_TABLE))
+        self.beyond = _length_verdict(_TABLE, lengths, local)
         self.mobile = _Desc(metadata.mobile)
         self.same_mobile = bool(metadata.same_mobile_and_fixed_line_pattern)
-        # The types in the order _number_type_helper tries them, as one pattern: the first
-        # alternative that matches the whole number names its type (one regex call, not eleven).
         names = list(TYPES[:9]) + ([] if self.same_mobile else ["mobile"])
-        self.typed = _alternatives([(name, getattr(metadata, name)) for name in names])
+        self.typed = _types_pattern(general, [(name, getattr(metadata, name)) for name in names])
         self.leading = re.compile(metadata.leading_digits) if metadata.leading_digits else None
         prefix = metadata.national_prefix_for_parsing
         self.national_prefix = re.compile(prefix) if prefix else None
@@ -188,33 +220,23 @@ class _Plan:
         return self.general is not None and self.general.fullmatch(nsn) is not None
 
     def number_type(self, nsn: str) -> str:
-        if not self.viable(nsn) or self.typed is None:
-            return UNKNOWN
-        match = self.typed.fullmatch(nsn)
+        match = self.typed.fullmatch(nsn) if self.typed is not None else None
         if match is None:
             return UNKNOWN
-        name = match.lastgroup
+        name = match.lastgroup or UNKNOWN
         if name == "fixed_line" and (self.same_mobile or self.mobile.matches(nsn)):
             return "fixed_line_or_mobile"
-        return name or UNKNOWN
+        return name
 
     def length(self, nsn: str) -> int:
         """``_test_number_length`` against the general description."""
-        lengths = self.lengths
-        if not lengths or lengths[0] == -1:
-            return _INVALID_LENGTH
         size = len(nsn)
-        if size in self.local_lengths:
-            return _LOCAL_ONLY
-        if size == lengths[0] or size in lengths[1:]:
-            return _POSSIBLE
-        if size < lengths[0]:
-            return _TOO_SHORT
-        return _TOO_LONG if size > lengths[-1] else _INVALID_LENGTH
+        return self.verdicts[size] if size < _TABLE else self.beyond
 
-    def strip_national_prefix(self, number: str) -> str:
+    def strip_national_prefix(self, number: str, possible: bool = False) -> str:
         """``_maybe_strip_national_prefix_carrier_code``: the number without its national prefix
-        (and carrier code), unless that would make a viable number unviable."""
+        (and carrier code), unless that would make a viable number unviable; ``possible``: and,
+        as ``parse`` goes on, only if what is left has a possible length here."""
         pattern = self.national_prefix
         if not number or pattern is None:
             return number
@@ -228,6 +250,10 @@ class _Plan:
             stripped = pattern.sub(self.transform, number, count=1)
         if self.viable(number) and not self.viable(stripped):
             return number
+        if possible:
+            size = len(stripped)
+            if (self.verdicts[size] if size < _TABLE else self.beyond) in (_TOO_SHORT, _LOCAL_ONLY, _INVALID_LENGTH):
+                return number
         return stripped
 
 
@@ -236,23 +262,28 @@ class _CountryCode:
 
     def __init__(self, code: int, plans: Sequence[_Plan]) -> None:
         self.code = code
+        self.plus = f"+{code}"
         self.plans = tuple(plans)
         self.main = self.plans[0] if self.plans else None
 
-    def locate(self, nsn: str) -> Tuple[str, str]:
-        """Region and type: ``region_code_for_number`` then ``number_type``."""
+    def destination(self, nsn: str) -> Destination:
+        """A national significant number of this code: ``region_code_for_number``, then
+        ``number_type`` and ``is_valid_number`` in the region found."""
         plans = self.plans
+        e164 = self.plus + nsn
         if len(plans) == 1:
-            return plans[0].region, plans[0].number_type(nsn)
+            kind = plans[0].number_type(nsn)
+            return _destination((NUMBER, e164, plans[0].region, kind, kind != UNKNOWN))
         for plan in plans:
             if plan.leading is not None:
                 if plan.leading.match(nsn):
-                    return plan.region, plan.number_type(nsn)
+                    kind = plan.number_type(nsn)
+                    return _destination((NUMBER, e164, plan.region, kind, kind != UNKNOWN))
                 continue
-            found = plan.number_type(nsn)
-            if found != UNKNOWN:
-                return plan.region, found
-        return "", UNKNOWN
+            kind = plan.number_type(nsn)
+            if kind != UNKNOWN:
+                return _destination((NUMBER, e164, plan.region, kind, True))
+        return _destination((NUMBER, e164, self.main.region if self.main is not None else "", UNKNOWN, False))
 
 
 _codes: Dict[int, _CountryCode] = {}
@@ -355,24 +386,40 @@ def classifier_for(dialling: Dialling) -> "Classifier":
 # -- the classifier -----------------------------------------------------------------------
 
 class Classifier:
-    """Classifies dialled strings for one dialling convention; ``classify`` is the hot path."""
+    """Classifies dialled strings for one dialling convention; ``classify`` is the hot path.
+
+    A number never seen before costs a few regex calls and a handful of Python calls (the
+    screen's reject path pays it for every new number an attacker dials): what can be decided
+    once (the home plan, its calling code, the emergency pattern, the national-prefix rule)
+    is decided here, not per number."""
 
     def __init__(self, dialling: Dialling) -> None:
         lib = library()
         self.dialling = dialling
         self.region = dialling.region
-        self.home = _plan(dialling.region)
-        if self.home is None:
+        home = _plan(dialling.region)
+        if home is None:
             raise ValueError(f"no numbering plan for region {dialling.region!r}")
+        self.home = home
         self.code = lib.country_code_for_region(dialling.region)
-        self._codes = lib.region_codes
+        self._home_code = str(self.code)
+        country = _country_code(self.code)
+        if country is None:
+            raise ValueError(f"no numbering plan for calling code {self.code}")
+        self._home_country = country
+        self._codes = {str(code): code for code in lib.region_codes}
         self._idds = tuple(sorted(dialling.international_prefixes, key=len, reverse=True))
+        self._outside = dialling.outside_line
         short = lib.metadata.short_metadata_for_region(dialling.region, None)
         self._emergency = _Desc(short.emergency if short is not None else None)
+        self._emergency_call = Destination(EMERGENCY, "", self.region, "toll_free", True)
         self._short_general = _Desc(short.general_desc if short is not None else None)
         self._short_code = _Desc(short.short_code if short is not None else None)
         self._short_costs = tuple((name, _Desc(getattr(short, name, None))) for name in ("premium_rate", "toll_free")
                                   ) if short is not None else ()
+        #: The longest string ``_short`` can accept (its lengths, when listed); longer ones skip it.
+        self._short_max = -1 if self._short_general.pattern is None else max(self._short_general.lengths,
+                                                                              default=_TABLE)
         lengths = set(self._emergency.lengths) | set(self._short_general.lengths)
         #: The longest short or emergency number, outside-line prefix included; longer strings
         #: need classifying only for the destination rules, never to find an emergency call.
@@ -388,32 +435,56 @@ class Classifier:
         return self._cached.cache_info()
 
     def _classify(self, dialled: str) -> Destination:
+        if dialled.isdigit() and dialled.isascii():  # digits as dialled: most numbers
+            return self._digits(dialled, True)
         text = _clean(dialled)
         if text is None:
             return NOT_A_NUMBER_DESTINATION
-        dialling = self.dialling
-        plus = text[0] == "+"
-        digits = text[1:] if plus else text
-        if plus and not dialling.plus_is_e164:
-            plus = False
-        if not plus:
-            outside = dialling.outside_line
-            after = digits[len(outside):] if outside and digits.startswith(outside) else None
-            if dialled == digits or dialled == outside + (after or ""):  # as dialled: no URI, no separator
-                for candidate in (digits, after):
-                    if candidate and self._emergency.pattern is not None and \
-                            self._emergency.pattern.fullmatch(candidate):
-                        return Destination(EMERGENCY, "", self.region, "toll_free", True)
-            if outside:
-                if after is None:
-                    return NOT_A_NUMBER_DESTINATION  # an internal number: it does not leave the switch
-                digits = after
-            national = self._national(digits)  # as parse reads it, for the short and the national number
+        if text[0] == "+":
+            if self.dialling.plus_is_e164:
+                return self._international(text[1:])
+            text = text[1:]
+        return self._digits(text, text == dialled)
+
+    def _digits(self, digits: str, as_dialled: bool) -> Destination:
+        """Digits dialled without an E.164 ``+``: an emergency number (only ``as_dialled``: no
+        URI, no separator), then, after the outside-line prefix, a short number of the home
+        region, a number after an international prefix, or a national number."""
+        outside = self._outside
+        emergency = self._emergency.pattern
+        if outside:
+            after = digits[len(outside):] if digits.startswith(outside) else None
+            if as_dialled and emergency is not None and (emergency.fullmatch(digits) or
+                                                         (after and emergency.fullmatch(after))):
+                return self._emergency_call
+            if after is None:
+                return NOT_A_NUMBER_DESTINATION  # an internal number: it does not leave the switch
+            digits = after
+        elif as_dialled and emergency is not None and emergency.fullmatch(digits):
+            return self._emergency_call
+        prefix = self.dialling.national_prefix  # as parse reads it, for the short and the national number
+        if prefix is None:
+            national = self.home.strip_national_prefix(digits, possible=True)
+        else:
+            national = digits[len(prefix):] if prefix and digits.startswith(prefix) else digits
+        if len(national) <= self._short_max:
             short = self._short(national)
             if short is not None:
                 return short
-            return self._dialled_number(digits, national)
-        return self._international(digits)
+        rest = self._after_idd(digits)
+        if rest is not None:
+            return self._international(rest)
+        if digits.startswith(self._home_code):
+            found = self._without_prefix(digits)
+            if found is not None:
+                return found
+        size = len(national)
+        verdicts = self.home.verdicts
+        if (verdicts[size] if size < _TABLE else self.home.beyond) in (_TOO_SHORT, _LOCAL_ONLY):
+            return NOT_A_NUMBER_DESTINATION  # too short for a full number here: an extension
+        if not _MIN_NSN <= size <= _MAX_NSN:
+            return _NO_NUMBER
+        return self._home_country.destination(national)
 
     def _short(self, digits: str) -> Optional[Destination]:
         """A valid short number of the home region (``is_valid_short_number_for_region`` of
@@ -423,28 +494,15 @@ class Classifier:
         cost = next((name for name, desc in self._short_costs if desc.matches(digits)), UNKNOWN)
         return Destination(SHORT, "", self.region, cost, True)
 
-    def _dialled_number(self, digits: str, national: str) -> Destination:
-        """A number dialled without ``+``: after an international prefix, or in national format
-        (``national``: ``digits`` without the national prefix)."""
-        rest = self._after_idd(digits)
-        if rest is not None:
-            return self._international(rest)
+    def _without_prefix(self, digits: str) -> Optional[Destination]:
+        """A number that starts with the home country code, dialled without a prefix
+        (``4420...``, ``1212...``): read as such when the library would (it is not viable as a
+        national number but is without the code, or it is too long for one)."""
         home = self.home
-        assert home is not None
-        home_code = str(self.code)
-        if digits.startswith(home_code):  # the country code without a prefix ("4420...", "1212...")
-            potential = home.strip_national_prefix(digits[len(home_code):])
-            if (not home.viable(digits) and home.viable(potential)) or home.length(digits) == _TOO_LONG:
-                return self._number(self.code, potential)
-        return self._number(self.code, national, national=True)
-
-    def _national(self, digits: str) -> str:
-        """A number in national format without its national prefix (the configured one, else
-        the home plan's)."""
-        prefix = self.dialling.national_prefix
-        if prefix is None:
-            return _strip(self.home, digits)  # type: ignore[arg-type]
-        return digits[len(prefix):] if prefix and digits.startswith(prefix) else digits
+        potential = home.strip_national_prefix(digits[len(self._home_code):])
+        if (not home.viable(digits) and home.viable(potential)) or home.length(digits) == _TOO_LONG:
+            return self._number(self.code, potential)
+        return None
 
     def _after_idd(self, digits: str) -> Optional[str]:
         """The digits after an international prefix, or None (``_parse_prefix_as_idd``)."""
@@ -453,7 +511,7 @@ class Classifier:
                 if digits.startswith(prefix):
                     return digits[len(prefix):]
             return None
-        idd = self.home.idd if self.home is not None else None
+        idd = self.home.idd
         if idd is None:
             return None
         match = idd.match(digits)
@@ -467,38 +525,24 @@ class Classifier:
     def _international(self, digits: str) -> Destination:
         """Digits after ``+`` or an international prefix: a country code, then the number."""
         if len(digits) <= _MIN_NSN or digits[0] == "0":
-            return Destination(NUMBER, "", "", UNKNOWN, False)
+            return _NO_NUMBER
         codes = self._codes
         for size in (1, 2, 3):
-            code = int(digits[:size])
-            if code in codes:
+            code = codes.get(digits[:size])
+            if code is not None:
                 return self._number(code, digits[size:])
-        return Destination(NUMBER, "", "", UNKNOWN, False)
+        return _NO_NUMBER
 
-    def _number(self, code: int, nsn: str, national: bool = False) -> Destination:
+    def _number(self, code: int, nsn: str) -> Destination:
         """``parse`` from the country code on: strip the national prefix of the country's main
-        plan (a number in ``national`` format comes without its own already), then type and
-        locate it."""
+        plan, then locate and type the number."""
         country = _country_code(code)
         if country is None or country.main is None:
-            return Destination(NUMBER, "", "", UNKNOWN, False)
-        if not national:  # a national number comes with its national prefix stripped already
-            nsn = _strip(country.main, nsn)
-        if national and self.home is not None and self.home.length(nsn) in (_TOO_SHORT, _LOCAL_ONLY):
-            return NOT_A_NUMBER_DESTINATION  # too short for a full number here: an extension
+            return _NO_NUMBER
+        nsn = country.main.strip_national_prefix(nsn, possible=True)
         if not _MIN_NSN <= len(nsn) <= _MAX_NSN:
-            return Destination(NUMBER, "", "", UNKNOWN, False)
-        region, kind = country.locate(nsn)
-        e164 = f"+{code}{nsn}"
-        if not region:
-            return Destination(NUMBER, e164, country.main.region, UNKNOWN, False)
-        return Destination(NUMBER, e164, region, kind, kind != UNKNOWN)
-
-
-def _strip(plan: _Plan, nsn: str) -> str:
-    """``parse``'s national-prefix step: stripped only if what is left has a possible length."""
-    stripped = plan.strip_national_prefix(nsn)
-    return stripped if plan.length(stripped) not in (_TOO_SHORT, _LOCAL_ONLY, _INVALID_LENGTH) else nsn
+            return _NO_NUMBER
+        return country.destination(nsn)
 
 
 def _clean(dialled: str) -> Optional[str]:
