@@ -256,6 +256,23 @@ class TestTheLibrarysOwnAnswers:
                                                       shortnumberinfo.is_valid_short_number_for_region(parsed, region)
                                                       ), (region, digits)
 
+    def test_no_emergency_number_is_longer_than_its_listed_lengths(self):
+        """The classifier (and the screen, without destination rules) matches only strings up to
+        the longest listed length of a region's emergency numbers: the patterns never match more."""
+        try:
+            from re import _parser as sre_parser  # Python 3.11 and newer
+        except ImportError:  # pragma: no cover
+            import sre_parse as sre_parser  # type: ignore[no-redef]
+        checked = 0
+        for region in sorted(phonenumbers.SUPPORTED_SHORT_REGIONS):
+            emergency = phonenumbers.PhoneMetadata.short_metadata_for_region(region).emergency
+            if emergency is None or not emergency.national_number_pattern:
+                continue
+            longest = sre_parser.parse(emergency.national_number_pattern).getwidth()[1]
+            assert emergency.possible_length and longest <= max(emergency.possible_length), region
+            checked += 1
+        assert checked > 200
+
     def test_an_emergency_number_is_an_exact_match_never_a_prefix(self):
         # libphonenumber's connects_to_emergency_number would call this one an emergency call.
         for region, number in (("GB", "9994420794600"), ("US", "9114420794600"), ("FR", "1124420794600")):

@@ -135,6 +135,12 @@ def metadata_version() -> str:
 
 # -- the numbering plans, compiled --------------------------------------------------------
 
+def _compile(pattern: str) -> Pattern[str]:
+    """A metadata pattern, matched against ASCII digits only (``_clean``): with ``re.ASCII``
+    a ``\\d`` is a range test, not a Unicode database lookup per digit."""
+    return re.compile(pattern, re.ASCII)
+
+
 class _Desc:
     """A number description (libphonenumber's PhoneNumberDesc): possible lengths and a pattern."""
 
@@ -142,7 +148,7 @@ class _Desc:
 
     def __init__(self, desc: Any) -> None:
         pattern = getattr(desc, "national_number_pattern", None) if desc is not None else None
-        self.pattern: Optional[Pattern[str]] = re.compile(pattern) if pattern else None
+        self.pattern: Optional[Pattern[str]] = _compile(pattern) if pattern else None
         self.lengths: FrozenSet[int] = frozenset(getattr(desc, "possible_length", None) or ())
 
     def matches(self, nsn: str) -> bool:
@@ -152,27 +158,33 @@ class _Desc:
         return self.pattern.fullmatch(nsn) is not None
 
 
-def _desc_pattern(desc: Any) -> Optional[str]:
-    """A number description as one pattern: its possible lengths (when listed) as a lookahead,
-    then its pattern, so that a full match is ``_is_number_matching_desc``."""
+def _of_length(desc: Any, size: int) -> Optional[str]:
+    """A number description's pattern if a number of ``size`` digits may match it (a possible
+    length, when lengths are listed: ``_is_number_matching_desc``), else None."""
     pattern = getattr(desc, "national_number_pattern", None) if desc is not None else None
-    if not pattern:
-        return None
-    lengths = getattr(desc, "possible_length", None) or ()
-    ahead = f"(?=(?:{'|'.join(f'[0-9]{{{n}}}' for n in lengths)})\\Z)" if lengths else ""
-    return f"{ahead}(?:{pattern})"
+    lengths = getattr(desc, "possible_length", None) or () if desc is not None else ()
+    return pattern if pattern and (not lengths or size in lengths) else None
 
 
-def _types_pattern(general: Any, descs: Sequence[Tuple[str, Any]]) -> Optional[Pattern[str]]:
-    """``_number_type_helper`` as one pattern: the general description as a lookahead, then the
-    types' descriptions in the library's order, each a named group; the first alternative that
-    matches the whole number names its type (one regex call, not twelve)."""
-    viable = _desc_pattern(general)
-    parts = [f"(?P<{name}>{pattern})" for name, pattern in ((name, _desc_pattern(desc)) for name, desc in descs)
-             if pattern]
-    if viable is None or not parts:
-        return None
-    return re.compile(f"(?=(?:{viable})\\Z)(?:{'|'.join(parts)})")
+def _types_by_length(general: Any, descs: Sequence[Tuple[str, Any]]) -> Dict[int, Pattern[str]]:
+    """``_number_type_helper`` as one pattern per number length (the number types' own lengths
+    decided once, not per number): the general description as a lookahead, then the
+    descriptions of that length in the library's order, each a named group; the first
+    alternative that matches the whole number names its type (one regex call, not twelve)."""
+    compiled: Dict[str, Pattern[str]] = {}
+    found: Dict[int, Pattern[str]] = {}
+    for size in range(_MAX_NSN + 1):
+        viable = _of_length(general, size)
+        parts = [f"(?P<{name}>{pattern})" for name, pattern in ((name, _of_length(desc, size)) for name, desc in descs)
+                 if pattern]
+        if viable is None or not parts:
+            continue
+        text = f"(?=(?:{viable})\\Z)(?:{'|'.join(parts)})"
+        pattern = compiled.get(text)
+        if pattern is None:
+            pattern = compiled[text] = _compile(text)
+        found[size] = pattern
+    return found
 
 
 #: Length verdicts are tabled for strings up to this size; a longer one is too long everywhere.
@@ -199,7 +211,7 @@ class _Plan:
         self.region = region
         self.code: int = metadata.country_code
         general = metadata.general_desc
-        self.general = re.compile(general.national_number_pattern) if general.national_number_pattern else None
+        self.general = _compile(general.national_number_pattern) if general.national_number_pattern else None
         lengths = tuple(general.possible_length or ())
         local = frozenset(general.possible_length_local_only or ())
         #: ``_test_number_length`` of a string of each size, looked up rather than computed.
@@ -208,19 +220,23 @@ class _Plan:
         self.mobile = _Desc(metadata.mobile)
         self.same_mobile = bool(metadata.same_mobile_and_fixed_line_pattern)
         names = list(TYPES[:9]) + ([] if self.same_mobile else ["mobile"])
-        self.typed = _types_pattern(general, [(name, getattr(metadata, name)) for name in names])
-        self.leading = re.compile(metadata.leading_digits) if metadata.leading_digits else None
+        #: By number length (parse's bounds: 2 to 17 digits); a length without one is of no type.
+        self.typed = _types_by_length(general, [(name, getattr(metadata, name)) for name in names])
+        self.leading = _compile(metadata.leading_digits) if metadata.leading_digits else None
         prefix = metadata.national_prefix_for_parsing
-        self.national_prefix = re.compile(prefix) if prefix else None
+        self.national_prefix = _compile(prefix) if prefix else None
         self.transform: Optional[str] = metadata.national_prefix_transform_rule or None
         idd = metadata.international_prefix
-        self.idd = re.compile(idd) if idd else None
+        self.idd = _compile(idd) if idd else None
+        #: The international prefix when it is plain digits ("00", "011"): a ``startswith``.
+        self.idd_text: Optional[str] = idd if idd and idd.isdigit() else None
 
     def viable(self, nsn: str) -> bool:
         return self.general is not None and self.general.fullmatch(nsn) is not None
 
     def number_type(self, nsn: str) -> str:
-        match = self.typed.fullmatch(nsn) if self.typed is not None else None
+        pattern = self.typed.get(len(nsn))
+        match = pattern.fullmatch(nsn) if pattern is not None else None
         if match is None:
             return UNKNOWN
         name = match.lastgroup or UNKNOWN
@@ -248,8 +264,9 @@ class _Plan:
             stripped = number[match.end():]
         else:
             stripped = pattern.sub(self.transform, number, count=1)
-        if self.viable(number) and not self.viable(stripped):
-            return number
+        general = self.general
+        if general is not None and general.fullmatch(number) and not general.fullmatch(stripped):
+            return number  # the number was viable, and is not without the prefix
         if possible:
             size = len(stripped)
             if (self.verdicts[size] if size < _TABLE else self.beyond) in (_TOO_SHORT, _LOCAL_ONLY, _INVALID_LENGTH):
@@ -410,6 +427,7 @@ class Classifier:
         self._codes = {str(code): code for code in lib.region_codes}
         self._idds = tuple(sorted(dialling.international_prefixes, key=len, reverse=True))
         self._outside = dialling.outside_line
+        self._national_prefix = dialling.national_prefix
         short = lib.metadata.short_metadata_for_region(dialling.region, None)
         self._emergency = _Desc(short.emergency if short is not None else None)
         self._emergency_call = Destination(EMERGENCY, "", self.region, "toll_free", True)
@@ -420,6 +438,9 @@ class Classifier:
         #: The longest string ``_short`` can accept (its lengths, when listed); longer ones skip it.
         self._short_max = -1 if self._short_general.pattern is None else max(self._short_general.lengths,
                                                                               default=_TABLE)
+        #: The longest string that may be an emergency number as dialled (its listed lengths, with
+        #: the outside-line prefix); a longer one is not matched against the pattern.
+        self._emergency_len = max(self._emergency.lengths, default=_TABLE) + len(dialling.outside_line)
         lengths = set(self._emergency.lengths) | set(self._short_general.lengths)
         #: The longest short or emergency number, outside-line prefix included; longer strings
         #: need classifying only for the destination rules, never to find an emergency call.
@@ -451,18 +472,17 @@ class Classifier:
         URI, no separator), then, after the outside-line prefix, a short number of the home
         region, a number after an international prefix, or a national number."""
         outside = self._outside
-        emergency = self._emergency.pattern
+        emergency = self._emergency.pattern if as_dialled and len(digits) <= self._emergency_len else None
         if outside:
             after = digits[len(outside):] if digits.startswith(outside) else None
-            if as_dialled and emergency is not None and (emergency.fullmatch(digits) or
-                                                         (after and emergency.fullmatch(after))):
+            if emergency is not None and (emergency.fullmatch(digits) or (after and emergency.fullmatch(after))):
                 return self._emergency_call
             if after is None:
                 return NOT_A_NUMBER_DESTINATION  # an internal number: it does not leave the switch
             digits = after
-        elif as_dialled and emergency is not None and emergency.fullmatch(digits):
+        elif emergency is not None and emergency.fullmatch(digits):
             return self._emergency_call
-        prefix = self.dialling.national_prefix  # as parse reads it, for the short and the national number
+        prefix = self._national_prefix  # as parse reads it, for the short and the national number
         if prefix is None:
             national = self.home.strip_national_prefix(digits, possible=True)
         else:
@@ -511,13 +531,16 @@ class Classifier:
                 if digits.startswith(prefix):
                     return digits[len(prefix):]
             return None
-        idd = self.home.idd
-        if idd is None:
-            return None
-        match = idd.match(digits)
-        if match is None:
-            return None
-        rest = digits[match.end():]
+        home = self.home
+        if home.idd_text is not None:
+            if not digits.startswith(home.idd_text):
+                return None
+            rest = digits[len(home.idd_text):]
+        else:
+            match = home.idd.match(digits) if home.idd is not None else None
+            if match is None:
+                return None
+            rest = digits[match.end():]
         if rest[:1] == "0":
             return None  # country codes never start with 0: not an international prefix
         return rest
