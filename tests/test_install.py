@@ -194,6 +194,57 @@ def test_the_shipped_configuration_is_installed_when_there_is_none(site, run_cli
     assert "friendly-scanner" in config.base.deny_user_agents
 
 
+def test_the_shipped_configuration_gets_the_country_freeswitch_was_given(site, run_cli):
+    site.tree.replace("vars.xml", "default_country=US", "default_country=GB")
+    code, out = run_cli("install", *site.args()).merged()
+    assert code == 0, out
+    installed = site.tree.path("fs_guard.json").read_bytes()
+    line = site.tree.line_of("vars.xml", "default_country")
+    assert f"home region GB (vars.xml's default_country (vars.xml:{line})) written to " in out
+    assert installed == bundle.read(bundle.FREESWITCH, "fs_guard.json").replace(
+        b'"dialling": {"region": "US"}', b'"dialling": {"region": "GB"}')
+    assert load_config(str(site.tree.path("fs_guard.json"))).base.classifier.region == "GB"
+
+
+def test_region_overrides_freeswitchs_country(site, run_cli):
+    code, out = run_cli("install", *site.args("--region", "de")).merged()
+    assert code == 0, out
+    assert "home region DE (--region) written to" in out
+    assert load_config(str(site.tree.path("fs_guard.json"))).raw["dialling"] == {"region": "DE"}
+
+
+@pytest.mark.parametrize(
+    "vars_line, option, message",
+    [
+        ("default_country=UK", (), "vars.xml's default_country (vars.xml:"),
+        ("default_country=UK", (), "'UK' is not an ISO 3166 region code libphonenumber knows; did you mean 'GB'?"),
+        ("default_areacode=918", (), "vars.xml sets no default_country, and the shipped rules need your country"),
+        ("default_country=US", ("--region", "XK9"), "--region: 'XK9' is not an ISO 3166 region code"),
+        ("default_country=US", ("--region", " "), "--region is empty"),
+    ],
+)
+def test_a_country_that_is_missing_or_unknown_is_refused_and_writes_nothing(site, run_cli, vars_line, option, message):
+    site.tree.replace("vars.xml", '<X-PRE-PROCESS cmd="set" data="default_country=US"/>',
+                      f'<X-PRE-PROCESS cmd="set" data="{vars_line}"/>')
+    before = site.snapshot()
+    code, out = run_cli("install", *site.args(*option)).merged()
+    assert code == 2 and message in out and "--region" in out and "Traceback" not in out, out
+    assert site.snapshot() == before
+
+
+def test_an_existing_configuration_keeps_its_region_and_install_says_where_freeswitch_differs(site, run_cli):
+    mine = {"fail2ban": {"dialling": {"region": "GB"}, "deny_number_types": ["premium_rate"],
+                         "contexts": {"lab": {"dialling": {"region": "US"}}}}}
+    site.tree.write("fs_guard.json", json.dumps(mine))
+    before = site.tree.path("fs_guard.json").read_bytes()
+    code, out = run_cli("install", *site.args("--region", "FR")).merged()
+    assert code == 0, out
+    assert site.tree.path("fs_guard.json").read_bytes() == before
+    assert "dialling.region GB (the top level) is not FreeSWITCH's default_country US" in out
+    assert "context lab" not in out  # the lab context's US is FreeSWITCH's own
+    assert "--region FR is not applied: install never changes your configuration" in out
+
+
 def test_a_second_install_changes_nothing(site, run_cli):
     assert run_cli("install", *site.args())[0] == 0
     first = site.snapshot()

@@ -29,7 +29,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from fs_guard.fsconf import bundle, fsmodel, fsxml, live, modpython, payload, selinux, xmledit
+from fs_guard.fsconf import bundle, country, fsmodel, fsxml, live, modpython, payload, selinux, xmledit
 from fs_guard.fsconf.live import FS_CLI
 
 from fs_guard.runtime import host
@@ -48,6 +48,8 @@ STARTUP_SCRIPT = f'<param name="startup-script" value="{fsmodel.EVENTS_MODULE}"/
 #: Manifest group of the files of fs-guard's Python packages in the script directory.
 PYTHON_GROUP = "python"
 _LOAD_PYTHON = re.compile(r'<load\s+module\s*=\s*"mod_python3"\s*/>')
+#: The shipped configuration's home region (the value install fills in).
+_REGION = re.compile(r'("dialling"\s*:\s*\{\s*"region"\s*:\s*)"[^"]*"')
 _LOGPATH = re.compile(r"^(logpath[ \t]*=[ \t]*)[^\n]*\n(?:[ \t]+[^\n]*\n)*", re.MULTILINE)
 
 
@@ -297,6 +299,27 @@ def set_logpath(jail: str, path: str) -> str:
     return new
 
 
+def set_region(config: bytes, region: str) -> bytes:
+    """The shipped configuration with ``region`` as its ``dialling.region`` (its text otherwise kept)."""
+    new, count = _REGION.subn(lambda m: f'{m.group(1)}"{region}"', _text(config), count=1)
+    if not count:
+        raise InstallError(f"the shipped {CONFIG_BASENAME} has no dialling.region")
+    return _bytes(new)
+
+
+def _region_notes(existing: bytes, path: str, explicit: Optional[str], variables: Mapping[str, str]) -> List[str]:
+    """What an operator's own configuration says of the home region, beside FreeSWITCH's."""
+    try:
+        regions = country.configured_regions(parse_config(existing, path).raw)
+    except ConfigError:
+        return []  # _ban_log_filename says it is not valid
+    notes = [f"{path}: {difference}" for difference in country.compare(regions, country.default_country(variables))]
+    if explicit is not None:
+        notes.append(f"--region {explicit} is not applied: install never changes your configuration {path} "
+                     f"(its dialling.region: {regions.get('') or 'none'}); set dialling.region there")
+    return notes
+
+
 def _ban_log_filename(config_data: bytes, config_path: str, notes: List[str]) -> str:
     try:
         return parse_config(config_data, config_path).raw.get("filename", DEFAULT_FILENAME)
@@ -391,16 +414,39 @@ class _Installer:
             edited = xmledit.insert_child(text, settings.start.line, settings.end.line, "settings", STARTUP_SCRIPT)
         self.overlay.edit(where, edited, "start fs_guard.events")
 
-    def config_file(self) -> Tuple[str, bytes]:
-        """fs-guard's configuration (the operator's when there is one): path and content."""
-        path = self.load().variables.get("fs_guard_config") or os.path.join(self.conf_dir, CONFIG_BASENAME)
+    def config_file(self, region: Optional[str] = None) -> Tuple[str, bytes]:
+        """fs-guard's configuration (the operator's when there is one): path and content. The
+        shipped one gets the home region: ``region`` (``--region``), else vars.xml's default_country."""
+        variables = self.load().variables
+        path = variables.get("fs_guard_config") or os.path.join(self.conf_dir, CONFIG_BASENAME)
         existing = _read(path)
         if existing is not None:
             self.notes.append(f"kept your configuration {path} (install never overwrites it)")
+            self.notes += _region_notes(existing, path, region, variables)
             return path, existing
-        shipped = bundle.read(bundle.FREESWITCH, CONFIG_BASENAME)
-        self.overlay.put(path, shipped, "fs-guard's configuration with the shipped rules")
+        home = self.home_region(region)
+        shipped = set_region(bundle.read(bundle.FREESWITCH, CONFIG_BASENAME), home.code)
+        self.overlay.put(path, shipped, f"fs-guard's configuration with the shipped rules (home region {home.code})")
+        self.notes.append(f"home region {home.code} ({home.how}) written to {path} as dialling.region: numbers "
+                          f"in national format and emergency numbers are read as {home.code}'s (--region overrides it)")
         return path, shipped
+
+    def home_region(self, explicit: Optional[str]) -> country.Region:
+        """The region the shipped configuration gets: ``--region``, else FreeSWITCH's default_country."""
+        if explicit is not None:
+            found = country.of(explicit, "--region")
+        else:
+            config = self.load()
+            origin = config.doc.set_at.get(country.VARIABLE)
+            found = country.default_country(config.variables, _shown(self.conf_dir, origin) if origin else "")
+        if found is None:
+            raise InstallError(
+                f"{'--region is empty' if explicit is not None else 'vars.xml sets no default_country'}, and the "
+                "shipped rules need your country (dialling.region: how numbers in national format and emergency "
+                "numbers are read): pass --region with its ISO 3166 code (GB, US, DE, ...); nothing was changed")
+        if not found.usable:
+            raise InstallError(f"{found.problem}: pass --region with your country's ISO 3166 code; nothing was changed")
+        return found
 
     def fail2ban(self, directory: str, explicit: bool, ban_log: str) -> None:
         if not os.path.isdir(directory):
@@ -537,6 +583,10 @@ def _refuse_foreign(
         )
 
 
+def _shown(conf_dir: str, origin: fsxml.Origin) -> str:
+    return f"{fsmodel.shown_path(conf_dir, origin.path)}:{origin.line}"
+
+
 def ban_log_of(conf_dir: str) -> Tuple[str, str, List[str]]:
     """The ban log fs-guard writes for ``conf_dir`` (install's choice): path, how log_dir was found, notes."""
     work = _Installer(conf_dir, ())
@@ -561,14 +611,16 @@ def plan_install(
     contexts: Sequence[str] = DEFAULT_CONTEXTS,
     python: PythonTarget = PythonTarget(),
     host: selinux.Host = selinux.Host(),
+    region: Optional[str] = None,
 ) -> Plan:
-    """What install would change; raises NotFreeSwitch, InstallError or BundleMissing."""
+    """What install would change; raises NotFreeSwitch, InstallError or BundleMissing.
+    ``region``: the home region for the shipped configuration (default: vars.xml's default_country)."""
     log_dir = os.path.abspath(log_dir) if log_dir else None  # kept in the manifest, read from anywhere
     work = _Installer(conf_dir, contexts)
     work.screen()
     work.python_module()
     work.events_hook()
-    config_path, config_data = work.config_file()
+    config_path, config_data = work.config_file(region)
     ban_log, notes = _ban_log(work, config_path, config_data, log_dir)
     work.notes += notes + [f"ban log: {ban_log}"]
     work.fail2ban(fail2ban_dir or DEFAULT_FAIL2BAN_DIR, fail2ban_dir is not None, ban_log.path)

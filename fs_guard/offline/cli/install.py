@@ -39,6 +39,12 @@ def register(sub: "argparse._SubParsersAction") -> None:
         f"next to an older source build's conf/, else {host.DEFAULT_LOG_DIR})",
     )
     add.add_argument(
+        "--region",
+        metavar="XX",
+        help="your country's ISO 3166 code (GB, US, DE, ...), written into the shipped fs_guard.json as "
+        "dialling.region (default: default_country set in vars.xml; an existing fs_guard.json is never changed)",
+    )
+    add.add_argument(
         "--context",
         action="append",
         metavar="NAME",
@@ -139,7 +145,7 @@ def run_install(args: argparse.Namespace) -> int:
     try:
         plan = install.plan_install(
             args.conf_dir, args.fail2ban_dir, args.log_dir, args.context or install.DEFAULT_CONTEXTS,
-            python_target(args), selinux.Host(),
+            python_target(args), selinux.Host(), args.region,
         )
     except (NotFreeSwitch, install.InstallError, BundleMissing, OSError) as exc:
         print(f"fs-guard install: {exc}", file=sys.stderr)
