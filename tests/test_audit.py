@@ -120,6 +120,18 @@ HOLES = [
         "allow-empty-password", "high", "directory/default.xml", "allow-empty-password",
         lambda t: t.replace("directory/default.xml", "    <params>\n", '    <params>\n      <param name="allow-empty-password" value="true"/>\n'),
     ),
+    (  # FreeSWITCH was told another country than fs-guard: national numbers, emergency numbers
+        "region-differs", "medium", "fs_guard.json", '"region"',
+        lambda t: t.replace("vars.xml", "default_country=US", "default_country=GB"),
+    ),
+    (  # destination rules without a home region: the file does not load
+        "region-missing", "high", "fs_guard.json", '"fail2ban"',
+        lambda t: t.replace("fs_guard.json", '"dialling": {"region": "US"},\n', ""),
+    ),
+    (
+        "region-not-set", "info", "fs_guard.json", '"fail2ban"',
+        lambda t: t.write("fs_guard.json", '{"fail2ban": {"deny_prefix": ["00", "011", "+"]}}'),
+    ),
     (
         "international-outbound", "high", "dialplan/default/01_example.com.xml", "011",
         lambda t: t.replace("dialplan/default/01_example.com.xml", "^(44[1-9]\\d{9})$", "^(011\\d+|00\\d+|\\+\\d+)$"),

@@ -11,21 +11,25 @@ A dialplan is judged by trying numbers against its ``destination_number`` condit
 (Python's ``re`` standing in for PCRE; a pattern Python cannot compile is assumed to
 match): an extension "accepts" a number when every such condition matches it.
 
-One check looks at the host, not the configuration: with SELinux enforcing, whether
-fail2ban may read the ban log (``fs_guard.fsconf.selinux``).
+One check compares fs-guard's home region (``dialling.region`` in fs_guard.json) with the
+country FreeSWITCH was given (vars.xml's ``default_country``). One looks at the host, not
+the configuration: with SELinux enforcing, whether fail2ban may read the ban log
+(``fs_guard.fsconf.selinux``).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Set, Tuple
 
-from fs_guard.fsconf import fsmodel, install, selinux
+from fs_guard.fsconf import country, fsmodel, install, selinux
 from fs_guard.fsconf.fsmodel import FsConfig, Profile
 from fs_guard.fsconf.fsxml import Element, Origin
+from fs_guard.runtime.config import CONFIG_BASENAME, DESTINATION_KEYS, ConfigError, parse_config
 
 #: "info" is a note, not a hole: shown, but no reason for exit status 1 and no bar to "clean".
 INFO = "info"
@@ -421,6 +425,79 @@ def _allow_empty_password(config: FsConfig) -> List[Tuple[Element, List[str]]]:
     return list(found.values())
 
 
+def _fail2ban_object(text: bytes) -> Optional[Mapping[str, Any]]:
+    """The ``fail2ban`` object of a configuration file that does not load, as written; None if unreadable."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return None
+    section = document.get("fail2ban") if isinstance(document, dict) else None
+    return section if isinstance(section, dict) else None
+
+
+def _needs_region(raw: Mapping[str, Any]) -> List[str]:
+    """The settings of a ``fail2ban`` object that read a number's destination (they need a home region)."""
+    sections = [raw] + [c for c in (raw.get("contexts") or {}).values() if isinstance(c, dict)]
+    used = {key for section in sections for key in DESTINATION_KEYS if section.get(key)}
+    for limit in raw.get("limits") or []:
+        if isinstance(limit, dict):
+            used |= {key for key in ("countries", "number_types", "distinct_countries") if limit.get(key)}
+    return sorted(used)
+
+
+def _line_of(text: str, pattern: str) -> int:
+    match = re.search(pattern, text)
+    return text.count("\n", 0, match.start()) + 1 if match else 1
+
+
+def check_region(config: FsConfig) -> Iterator[Finding]:
+    """fs-guard's home region (``dialling.region``) against the country FreeSWITCH was given
+    (vars.xml's ``default_country``): numbers in national format and emergency numbers are
+    read by that region's numbering plan."""
+    path = config.variables.get("fs_guard_config") or os.path.join(config.conf_dir, CONFIG_BASENAME)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return  # no configuration of fs-guard's: screen-not-first says what is missing
+    text = data.decode("utf-8", "replace")
+    shown = fsmodel.shown_path(config.conf_dir, path)
+    origin = config.doc.set_at.get(country.VARIABLE)
+    freeswitch = country.default_country(config.variables, _rel(config, origin) if origin else "")
+    try:
+        raw = parse_config(data, path).raw
+    except ConfigError:
+        written = _fail2ban_object(data)
+        used = _needs_region(written) if written is not None else []
+        if used and not country.configured_regions(written or {}):
+            yield Finding(
+                "region-missing", "high", shown, _line_of(text, r'"fail2ban"'),
+                f"{shown} sets {', '.join(used)} but no dialling.region: FreeSWITCH refuses the file and screens "
+                "with the built-in rules (and no number is known to be an emergency number)",
+                f'add "dialling": {{"region": "{freeswitch.code}"}} to the fail2ban object (FreeSWITCH\'s '
+                f"default_country, {freeswitch.how}), then fs-guard check-config {path}"
+                if freeswitch is not None and freeswitch.usable else
+                f'add "dialling": {{"region": "XX"}} to the fail2ban object, XX your country\'s ISO 3166 code, '
+                f"then fs-guard check-config {path}",
+            )
+        return
+    regions = country.configured_regions(raw)
+    if freeswitch is None or not freeswitch.usable:
+        return
+    if not regions:
+        yield Finding("region-not-set", INFO, shown, 1, f"{shown}: {country.not_set(freeswitch)}",
+                      f'to classify numbers (destination rules, emergency numbers): add "dialling": '
+                      f'{{"region": "{freeswitch.code}"}} to the fail2ban object')
+    for where, code in country.differences(regions, freeswitch):
+        yield Finding(
+            "region-differs", "medium", shown, _line_of(text, r'"region"\s*:\s*"' + re.escape(code) + '"'),
+            f"{shown}: {country.difference(where, code, freeswitch)}; FreeSWITCH was told the switch is in "
+            f"{freeswitch.code} ({freeswitch.how})",
+            f'if the switch is in {freeswitch.code}, set "region": "{freeswitch.code}" in {shown}; if it is in '
+            f"{code}, set default_country={code} in vars.xml too, so that FreeSWITCH and fs-guard agree",
+        )
+
+
 CHECKS: Tuple[Callable[[FsConfig], Iterable[Finding]], ...] = (
     check_screen,
     check_python,
@@ -428,6 +505,7 @@ CHECKS: Tuple[Callable[[FsConfig], Iterable[Finding]], ...] = (
     check_profiles,
     check_passwords,
     check_international,
+    check_region,
 )
 
 

@@ -11,7 +11,7 @@ does, so the region lives in fs-guard's configuration, written once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Mapping, Optional
+from typing import List, Mapping, Optional, Tuple
 
 from fs_guard.runtime import destinations
 
@@ -62,14 +62,20 @@ def configured_regions(raw: Mapping[str, object]) -> Mapping[str, str]:
     return found
 
 
-def compare(regions: Mapping[str, str], freeswitch: Optional[Region]) -> List[str]:
-    """Where fs-guard's regions (``configured_regions``) and FreeSWITCH's ``default_country``
-    disagree, one sentence each; nothing when FreeSWITCH names no usable country."""
+def differences(regions: Mapping[str, str], freeswitch: Optional[Region]) -> List[Tuple[str, str]]:
+    """(where, region) of each region of ``configured_regions`` that is not FreeSWITCH's
+    ``default_country``; none when FreeSWITCH names no usable country."""
     if freeswitch is None or not freeswitch.usable:
         return []
-    if not regions:
-        return [f"fs-guard's configuration sets no dialling.region, though FreeSWITCH's default_country is "
-                f"{freeswitch.code}: numbers are not classified, and emergency numbers are not known as such"]
-    return [f"dialling.region {code} ({'the top level' if not where else f'context {where}'}) is not FreeSWITCH's "
+    return [(where, code) for where, code in sorted(regions.items()) if code.upper() != freeswitch.code]
+
+
+def difference(where: str, code: str, freeswitch: Region) -> str:
+    return (f"dialling.region {code} ({'the top level' if not where else f'context {where}'}) is not FreeSWITCH's "
             f"default_country {freeswitch.code}: numbers in national format and emergency numbers are read as "
-            f"{code.upper()}'s" for where, code in sorted(regions.items()) if code.upper() != freeswitch.code]
+            f"{code.upper()}'s")
+
+
+def not_set(freeswitch: Region) -> str:
+    return (f"no dialling.region is set, though FreeSWITCH's default_country is {freeswitch.code}: numbers are "
+            "not classified, and emergency numbers are not known as such")

@@ -313,7 +313,9 @@ def _region_notes(existing: bytes, path: str, explicit: Optional[str], variables
         regions = country.configured_regions(parse_config(existing, path).raw)
     except ConfigError:
         return []  # _ban_log_filename says it is not valid
-    notes = [f"{path}: {difference}" for difference in country.compare(regions, country.default_country(variables))]
+    freeswitch = country.default_country(variables)
+    notes = [f"{path}: {country.difference(where, code, freeswitch)}"
+             for where, code in country.differences(regions, freeswitch) if freeswitch is not None]
     if explicit is not None:
         notes.append(f"--region {explicit} is not applied: install never changes your configuration {path} "
                      f"(its dialling.region: {regions.get('') or 'none'}); set dialling.region there")
