@@ -131,9 +131,10 @@ def on_path(live, monkeypatch):
 def test_a_working_chain_is_all_good(live, fail2ban):
     findings = examine(live, fail2ban.socket)
     assert list(findings) == ["freeswitch", "mod_python3", "import", "screen public", "screen default",
-                              "register hook", "config", "ban log", "fail2ban", "cluster", "metrics"]
+                              "register hook", "config", "ban log", "fail2ban", "home region", "cluster", "metrics"]
     assert {link: f.status for link, f in findings.items()} == {
-        **{link: doctor.OK for link in findings}, "cluster": doctor.SKIPPED, "metrics": doctor.SKIPPED}
+        **{link: doctor.OK for link in findings}, "home region": doctor.SKIPPED, "cluster": doctor.SKIPPED,
+        "metrics": doctor.SKIPPED}
     assert findings["freeswitch"].what == "FreeSWITCH (Version 1.11.3-dev  64bit) is ready"
     assert findings["fail2ban"].what == f"jail fs-guard reads {fail2ban.logpath}"
     assert doctor.exit_status(list(findings.values())) == 0
@@ -494,6 +495,32 @@ def test_fail2ban_not_running(live, fail2ban, tmp_path):
     assert list(findings) == ["fail2ban"]
     assert findings["fail2ban"].what == "fail2ban is not running"
     assert findings["fail2ban"].fix == "systemctl start fail2ban"
+
+
+def test_the_home_region_is_the_country_freeswitch_was_given(live, fail2ban):
+    live.answer("global_getvar default_country", "GB\n")
+    findings = examine(live, fail2ban.socket, read_config=_with(live, {"dialling": {"region": "GB"}}))
+    assert findings["home region"].status == doctor.OK, findings["home region"]
+    assert findings["home region"].what == "dialling.region GB is FreeSWITCH's default_country"
+
+
+def test_a_home_region_that_is_not_freeswitchs_default_country(live, fail2ban):
+    live.answer("global_getvar default_country", "US\n")  # stock vars.xml, left as it was
+    findings = broken(examine(live, fail2ban.socket, read_config=_with(live, {
+        "dialling": {"region": "GB"}, "contexts": {"lab": {"dialling": {"region": "US"}}}})))
+    assert list(findings) == ["home region"]
+    assert findings["home region"].what.startswith(
+        "dialling.region GB (the top level) is not FreeSWITCH's default_country US")
+    assert "context lab" not in findings["home region"].what
+    assert findings["home region"].fix.startswith(f'set "region": "US" in {live.config}   # or, if the switch is in '
+                                                  "GB: default_country=GB in vars.xml")
+
+
+def test_without_a_default_country_there_is_nothing_to_compare(live, fail2ban):
+    findings = examine(live, fail2ban.socket, read_config=_with(live, {"dialling": {"region": "GB"}}))
+    assert findings["home region"].status == doctor.OK  # the fake answers -ERR no reply, as FreeSWITCH does
+    assert findings["home region"].what == ("dialling.region GB; nothing to compare it with: FreeSWITCH has no "
+                                            "default_country")
 
 
 @pytest.fixture

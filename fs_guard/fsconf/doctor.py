@@ -3,7 +3,8 @@
 The chain a rejected call travels: FreeSWITCH answers, mod_python3 is loaded, its Python
 imports this fs-guard, the screen runs first in each screened context, the event hook
 runs, the configuration in force is the file on disk and valid, the ban log exists and
-FreeSWITCH can write it, a fail2ban jail reads it; and, when configured, the cluster's
+FreeSWITCH can write it, a fail2ban jail reads it, the home region is FreeSWITCH's
+``default_country``; and, when configured, the cluster's
 Redis and the metrics endpoint answer.
 
 Each check is a small function that is handed what it reads (a probe or the answer of
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
 
 from fs_guard import __version__
-from fs_guard.fsconf import fsmodel, fsxml
+from fs_guard.fsconf import country, fsmodel, fsxml
 from fs_guard.fsconf.install import DEFAULT_CONTEXTS, JAIL_FILE
 from fs_guard.fsconf.live import FS_CLI, FS_CLI_TIMEOUT, EventSocket, Fail2banClient, FreeSwitchApi, FsCli, Reply
 from fs_guard.runtime import host
@@ -441,6 +442,33 @@ def check_fail2ban(client: Fail2banClient, ban_log: str) -> Finding:
                    f"fs-guard install   # installs {JAIL_FILE}; then: fail2ban-client reload")
 
 
+REGION = "home region"
+
+
+def check_region(config: Config, fs: FreeSwitchApi) -> Finding:
+    """fs-guard's home region (``dialling.region``) is the country the running FreeSWITCH was
+    given (its global variable ``default_country``, set in vars.xml)."""
+    regions = country.configured_regions(config.raw)
+    reply = fs.ask(f"global_getvar {country.VARIABLE}")
+    answer = reply.out.strip() if reply.ok else ""
+    freeswitch = country.of("" if answer.startswith("-ERR") or "\n" in answer else answer,
+                            f"FreeSWITCH's {country.VARIABLE}")
+    if not regions:
+        known = f" (FreeSWITCH's default_country is {freeswitch.code})" if freeswitch and freeswitch.usable else ""
+        return Finding(REGION, SKIPPED, f"no dialling.region: numbers are not classified{known}")
+    shown = ", ".join(f"{code}{f' (context {where})' if where else ''}" for where, code in sorted(regions.items()))
+    if freeswitch is None or not freeswitch.usable:
+        why = freeswitch.problem if freeswitch is not None else "FreeSWITCH has no default_country"
+        return ok(REGION, f"dialling.region {shown}; nothing to compare it with: {why}")
+    differences = country.differences(regions, freeswitch)
+    if not differences:
+        return ok(REGION, f"dialling.region {shown} is FreeSWITCH's default_country")
+    code = differences[0][1]
+    return problem(REGION, "; ".join(country.difference(where, found, freeswitch) for where, found in differences),
+                   f'set "region": "{freeswitch.code}" in {config.source or "fs_guard.json"}   # or, if the switch '
+                   f"is in {code}: default_country={code} in vars.xml, then restart FreeSWITCH")
+
+
 def check_cluster(config: Config, report: Mapping[str, Any], ping: Callable[[ClusterSettings], Tuple[bool, str]]) -> Finding:
     settings = config.cluster
     if settings is None:
@@ -490,7 +518,7 @@ def check_metrics(settings: Optional[MetricsSettings],
 
 #: The links after FreeSWITCH itself, around the screens of each context.
 BEFORE_SCREENS = ("mod_python3", "import")
-AFTER_SCREENS = ("register hook", "config", "ban log", "fail2ban", "cluster", "metrics")
+AFTER_SCREENS = ("register hook", "config", "ban log", "fail2ban", REGION, "cluster", "metrics")
 
 
 def _not_reached(links: Sequence[str], because: str) -> List[Finding]:
@@ -531,7 +559,8 @@ def examine(probes: Probes, cli_config: str, contexts: Sequence[str] = DEFAULT_C
     findings.append(check_ban_log(report, probes.identity(where.run_dir), probes.stat))
     findings.append(check_fail2ban(probes.fail2ban, str(report.get("ban_log") or "")))
     if config is None:
-        return findings + _not_reached(("cluster", "metrics"), "the configuration file is not good")
+        return findings + _not_reached((REGION, "cluster", "metrics"), "the configuration file is not good")
+    findings.append(check_region(config, fs))
     findings.append(check_cluster(config, report, probes.ping))
     findings.append(check_metrics(config.metrics, probes.fetch))
     return findings
