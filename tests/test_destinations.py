@@ -207,7 +207,8 @@ class TestTheLibrarysOwnAnswers:
                 nsn = phonenumbers.national_significant_number(example)
                 for _ in range(3):
                     cut = rnd.randint(1, min(4, len(nsn)))
-                    digits = nsn[:-cut] + "".join(rnd.choice("0123456789") for _ in range(cut + rnd.choice((-1, 0, 0, 1))))
+                    tail = cut + rnd.choice((-1, 0, 0, 1))
+                    digits = nsn[:-cut] + "".join(rnd.choice("0123456789") for _ in range(tail))
                     forms = [(metadata.national_prefix or "") + digits, f"+{example.country_code}{digits}"]
                     if idd.isdigit():
                         forms.append(f"{idd}{example.country_code}{digits}")
