@@ -267,10 +267,8 @@ class _Plan:
         general = self.general
         if general is not None and general.fullmatch(number) and not general.fullmatch(stripped):
             return number  # the number was viable, and is not without the prefix
-        if possible:
-            size = len(stripped)
-            if (self.verdicts[size] if size < _TABLE else self.beyond) in (_TOO_SHORT, _LOCAL_ONLY, _INVALID_LENGTH):
-                return number
+        if possible and self.length(stripped) in (_TOO_SHORT, _LOCAL_ONLY, _INVALID_LENGTH):
+            return number
         return stripped
 
 
@@ -498,11 +496,9 @@ class Classifier:
             found = self._without_prefix(digits)
             if found is not None:
                 return found
-        size = len(national)
-        verdicts = self.home.verdicts
-        if (verdicts[size] if size < _TABLE else self.home.beyond) in (_TOO_SHORT, _LOCAL_ONLY):
+        if self.home.length(national) in (_TOO_SHORT, _LOCAL_ONLY):
             return NOT_A_NUMBER_DESTINATION  # too short for a full number here: an extension
-        if not _MIN_NSN <= size <= _MAX_NSN:
+        if not _MIN_NSN <= len(national) <= _MAX_NSN:
             return _NO_NUMBER
         return self._home_country.destination(national)
 
