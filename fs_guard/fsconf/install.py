@@ -447,7 +447,7 @@ class _Installer:
                 "shipped rules need your country (dialling.region: how numbers in national format and emergency "
                 "numbers are read): pass --region with its ISO 3166 code (GB, US, DE, ...); nothing was changed")
         if not found.usable:
-            raise InstallError(f"{found.problem}: pass --region with your country's ISO 3166 code; nothing was changed")
+            raise InstallError(f"{found.problem} (pass --region with your country's ISO 3166 code); nothing was changed")
         return found
 
     def fail2ban(self, directory: str, explicit: bool, ban_log: str) -> None:
