@@ -30,7 +30,7 @@ from typing import Any, Optional, Tuple
 from fs_guard.runtime import alerts, host, offence, penalty, sofia_events, state, stats
 from fs_guard.runtime.config import Config
 from fs_guard.runtime.destinations import Destination
-from fs_guard.runtime.limits import for_call
+from fs_guard.runtime.limits import for_call, selects_any
 from fs_guard.runtime.rules import LIMIT, Rules
 
 COUNTED_VARIABLE = "fs_guard_limits"
@@ -59,18 +59,21 @@ def screen(session: Any, config: Config, rules: Rules, context: str, number: str
     classify the number here when they did not (without a dialling region they skip the call).
     """
     limitset = config.limits
-    applicable = limitset.for_context(context)
+    steps, reads_address, address_selects, reads_account = limitset.plans.get(context, limitset.plan_everywhere)
     tally = state.TALLY
-    if not applicable and not tally.has_blocks and config.cluster is None:
+    # A block locks an address or an account out of every context; otherwise each is read only
+    # where a limit may count it (or for an alert, below). With a cluster, a block may be another
+    # node's: only Redis knows.
+    anywhere = tally.has_blocks or config.cluster is not None
+    if not steps and not anywhere:
         return False
-    get = session.getVariable
-    source_ip = offence.canonical_address(get("sip_network_ip") or get("network_addr"))
-    # An account block locks the account out of every context; otherwise read it only where counted.
-    # With a cluster, a block may be another node's: only Redis knows.
-    account = account_of(get) if limitset.needs_account and (
-        limitset.counts_accounts_in(context) or tally.has_blocks or config.cluster is not None) else None
     if destination is None and limitset.needs_destination and rules.classifier is not None:
         destination = rules.classifier.classify(number)  # only now: a call the rules rejected never needs it
+    get = session.getVariable
+    address_read = anywhere or reads_address or (bool(address_selects)
+                                                 and selects_any(address_selects, number, destination))
+    source_ip = offence.canonical_address(get("sip_network_ip") or get("network_addr")) if address_read else None
+    account = account_of(get) if limitset.needs_account and (anywhere or reads_account) else None
     done = get(COUNTED_VARIABLE)
     skip: Tuple[str, ...] = tuple(done.split(",")) if done else ()
     found, identities = for_call(limitset, context, number, source_ip, account, skip, destination)
@@ -88,16 +91,17 @@ def screen(session: Any, config: Config, rules: Rules, context: str, number: str
         outcome = cluster.current(config.cluster).count(tally, limitset, found, identities, uuid, number,
                                                         time.time(), enforce=not rules.monitor,
                                                         concurrency=concurrency, country=country)
-    if outcome.counted:
-        session.setVariable(COUNTED_VARIABLE, ",".join(skip + outcome.counted))
-    if outcome.hits:
-        alerts.raise_hits(outcome.hits, outcome.rejected_by, outcome.blocked_until, number, context,
-                          source_ip or "", uuid, destination)
-    limit = outcome.rejected_by
+    hits, limit, _, blocked_until, counted = outcome
+    if counted:
+        session.setVariable(COUNTED_VARIABLE, ",".join(skip + counted))
+    if hits:
+        if not address_read:
+            source_ip = offence.canonical_address(get("sip_network_ip") or get("network_addr"))
+        alerts.raise_hits(hits, limit, blocked_until, number, context, source_ip or "", uuid, destination)
     if limit is None:
         return False
     session.hangup(HANGUP_CAUSE)
-    if not outcome.hits:  # a call of a blocked key: no new hit, the block rejects it
+    if not hits:  # a call of a blocked key: no new hit, the block rejects it
         state.STATS.add(stats.LIMIT_BLOCKED_CALLS)
     state.STATS.add_call(stats.REJECTED_PREFIX + LIMIT, context)
     country = stats.rejected_country(destination)

@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Callable, Dict, FrozenSet, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from fs_guard.runtime import destinations
-from fs_guard.runtime.destinations import NUMBER, NOT_A_NUMBER, Destination
+from fs_guard.runtime.destinations import NUMBER, SHORT, Destination
 from fs_guard.runtime.rules import PrefixSet
 
 SOURCE_IP = "source_ip"
@@ -57,6 +57,10 @@ DEFAULT_MAX_KEYS = 100_000
 DEFAULT_CALL_MAX_DURATION = 4 * 3600
 
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+#: A limit's destination class compiled: the kinds of destination it counts, its countries
+#: and number types (empty: any), and whether the country must be known (distinct_countries).
+Selection = Tuple[FrozenSet[str], FrozenSet[str], FrozenSet[str], bool]
 
 
 @dataclass(frozen=True)
@@ -100,26 +104,48 @@ class Limit:
     counts_countries: bool = False  # the distinct threshold counts destination countries, not numbers
     description: str = ""  # the operator's note: why the limit is there (check-config shows it)
 
-    @cached_property
-    def metrics(self) -> Tuple[str, str, str]:
-        """The names of its three counts: calls, distinct numbers (or countries), concurrent calls."""
-        return (CALLS, DISTINCT_COUNTRIES if self.counts_countries else DISTINCT, CONCURRENT)
+    # Derived from the above once (``__post_init__``) and read by every call: plain attributes,
+    # whose lookup Python 3.11 specialises (a cached_property's it does not).
+    metrics: Tuple[str, str, str] = field(init=False, repr=False, compare=False)
+    """The names of its three counts: calls, distinct numbers (or countries), concurrent calls."""
+    by_destination: bool = field(init=False, repr=False, compare=False)
+    """It selects calls by their classified destination (so the screen must classify)."""
+    windowed: bool = field(init=False, repr=False, compare=False)
+    """Counts over ``window`` (calls or distinct numbers)."""
+    match: Optional[Callable[[str], Optional["re.Match[str]"]]] = field(init=False, repr=False, compare=False)
+    """The prefix list's matcher, or None: every number. Its match's ``group()`` is the prefix a
+    number starts with (``PrefixSet.match``'s answer), found in C."""
+    select: Optional[Selection] = field(init=False, repr=False, compare=False)
+    """What ``selects`` asks of a destination, or None: every destination."""
+    quiet: Tuple[float, float, float] = field(init=False, repr=False, compare=False)
+    """The count of calls, distinct numbers and concurrent calls at or below which nothing can
+    hit (inf for a metric the limit does not count): the common case needs one comparison
+    each, no judging."""
+    kept: Tuple[int, int] = field(init=False, repr=False, compare=False)
+    """Calls and distinct numbers kept per key: four times the highest threshold (more would
+    change no decision)."""
 
-    @cached_property
-    def by_destination(self) -> bool:
-        """It selects calls by their classified destination (so the screen must classify)."""
-        return bool(self.countries or self.number_types or self.counts_countries)
+    def __post_init__(self) -> None:
+        by_destination = bool(self.countries or self.number_types or self.counts_countries)
+        derived = {
+            "metrics": (CALLS, DISTINCT_COUNTRIES if self.counts_countries else DISTINCT, CONCURRENT),
+            "by_destination": by_destination,
+            "windowed": self.calls is not None or self.distinct is not None,
+            "match": re.compile(_trie(self.prefixes.prefixes)).match if self.prefixes else None,
+            "select": (frozenset((NUMBER,) if self.counts_countries else (NUMBER, SHORT)), self.countries,
+                       self.number_types, self.counts_countries) if by_destination else None,
+            "quiet": (_lowest(self.calls), _lowest(self.distinct), _lowest(self.concurrent)),
+            "kept": (4 * self.calls.top() if self.calls else 0, 4 * self.distinct.top() if self.distinct else 0),
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)  # frozen
 
     def selects(self, destination: Optional[Destination]) -> bool:
         """Whether a call to ``destination`` is in its destination class (countries, number types;
-        a limit of distinct countries counts only phone numbers whose country is known)."""
-        if destination is None or destination.kind == NOT_A_NUMBER or destination.emergency:
-            return False
-        if self.counts_countries and (destination.kind != NUMBER or not destination.region):
-            return False
-        if self.countries and destination.region not in self.countries:
-            return False
-        return not self.number_types or destination.type in self.number_types
+        never an emergency number or what is no number; a limit of distinct countries counts only
+        phone numbers whose country is known). ``for_call`` asks the same, inline."""
+        select = self.select
+        return select is None or (destination is not None and _selected(select, destination))
 
     def thresholds(self) -> Tuple[Tuple[str, Threshold], ...]:
         return self._thresholds
@@ -130,27 +156,6 @@ class Limit:
         return tuple((metric, threshold) for metric, threshold in
                      zip(self.metrics, (self.calls, self.distinct, self.concurrent)) if threshold is not None)
 
-    @cached_property
-    def windowed(self) -> bool:
-        """Counts over ``window`` (calls or distinct numbers)."""
-        return self.calls is not None or self.distinct is not None
-
-    @cached_property
-    def match(self) -> Optional[Callable[[str], Optional[str]]]:
-        """The destination class's matcher (the prefix a number starts with), or None: every number."""
-        return self.prefixes.match if self.prefixes else None
-
-    @cached_property
-    def quiet(self) -> Tuple[float, float, float]:
-        """The count of calls, distinct numbers and concurrent calls at or below which
-        nothing can hit (inf for a metric the limit does not count): the common case needs
-        one comparison each, no judging."""
-        def lowest(threshold: Optional[Threshold]) -> float:
-            if threshold is None:
-                return math.inf
-            return min(value for value in (threshold.warning, threshold.critical) if value is not None)
-        return lowest(self.calls), lowest(self.distinct), lowest(self.concurrent)
-
     def counts(self, calls: int, distinct: int, concurrent: int) -> Dict[str, int]:
         """The counts of the metrics this limit has, by name (what ``judge`` reads)."""
         return {metric: value for metric, value in zip(self.metrics, (calls, distinct, concurrent))
@@ -159,12 +164,6 @@ class Limit:
     @cached_property
     def _metric_names(self) -> FrozenSet[str]:
         return frozenset(metric for metric, _ in self._thresholds)
-
-    @cached_property
-    def kept(self) -> Tuple[int, int]:
-        """Calls and distinct numbers kept per key: four times the highest threshold (more
-        would change no decision)."""
-        return (4 * self.calls.top() if self.calls else 0, 4 * self.distinct.top() if self.distinct else 0)
 
     def measure(self, metric: str) -> str:
         """What one of its metrics counts, in words: ``calls in 60 s``."""
@@ -224,6 +223,30 @@ class Outcome(NamedTuple):
 ACCEPTED = Outcome((), None, "", None, ())
 
 
+#: ``tuple.__new__(Check, (...))`` builds a Check in C; ``Check(...)`` runs the NamedTuple's
+#: generated ``__new__`` in Python, which costs the hot path several times as much.
+new_tuple = tuple.__new__
+
+#: One limit as ``for_call`` walks it: (limit, name, prefix matcher or None, key kind,
+#: destination selection or None).
+Step = Tuple["Limit", str, Optional[Callable[[str], Optional["re.Match[str]"]]], str, Optional[Selection]]
+
+
+#: The limits of one context as a call needs them, compiled once (no attribute lookups per
+#: limit and call), a plain tuple (unpacking one is a specialised instruction, a NamedTuple's
+#: is not): (steps; whether a source_ip limit counts every call there, so the address is read;
+#: else the source_ip limits that may count one, by prefix or destination; whether an account
+#: limit may count a call there, so the account is read).
+Plan = Tuple[Tuple[Step, ...], bool, Tuple[Step, ...], bool]
+
+
+def _plan(limits: Tuple[Limit, ...]) -> Plan:
+    steps = tuple((limit, limit.name, limit.match, limit.by, limit.select) for limit in limits)
+    by_address = tuple(step for step in steps if step[3] == SOURCE_IP)
+    everything = any(match is None and select is None for _, _, match, _, select in by_address)
+    return steps, everything, () if everything else by_address, any(step[3] != SOURCE_IP for step in steps)
+
+
 @dataclass(frozen=True)
 class LimitSet:
     """The compiled limits of one configuration, looked up per context once."""
@@ -235,13 +258,15 @@ class LimitSet:
     everywhere: Tuple[Limit, ...]  # the limits of a context not named by any limit
     needs_account: bool = False  # some limit is by account: read the account off the channel
     has_concurrency: bool = False
-    account_contexts: FrozenSet[str] = frozenset()  # contexts named by an account limit
-    account_everywhere: bool = False  # an account limit applies in every context
     needs_destination: bool = False  # some limit selects by country or type, or counts countries
+    rejects: bool = False  # some limit's action is reject
+    # ``by_context`` and ``everywhere`` compiled once (``__post_init__``) into what a call needs.
+    plans: Mapping[str, Plan] = field(init=False, repr=False, compare=False)
+    plan_everywhere: Plan = field(init=False, repr=False, compare=False)
 
-    def counts_accounts_in(self, context: str) -> bool:
-        """Whether an account limit counts calls in ``context`` (else the account need not be read)."""
-        return self.account_everywhere or context in self.account_contexts
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "plans", {context: _plan(limits) for context, limits in self.by_context.items()})
+        object.__setattr__(self, "plan_everywhere", _plan(self.everywhere))  # frozen
 
     def __bool__(self) -> bool:
         return bool(self.limits)
@@ -251,6 +276,48 @@ class LimitSet:
 
 
 NO_LIMITS = LimitSet((), DEFAULT_MAX_KEYS, DEFAULT_CALL_MAX_DURATION, {}, ())
+
+
+def selects_any(steps: Sequence[Step], number: str, destination: Optional[Destination]) -> bool:
+    """Whether one of ``steps`` applies to a call to ``number`` (``destination``), whatever its
+    key: the screen reads the source address only then (``Plan``)."""
+    return any((match is None or match(number) is not None)
+               and (select is None or (destination is not None and _selected(select, destination)))
+               for _, _, match, _, select in steps)
+
+
+def _selected(select: Selection, destination: Destination) -> bool:
+    kinds, countries, types, known = select
+    region = destination.region
+    return (destination.kind in kinds and (not known or bool(region)) and (not countries or region in countries)
+            and (not types or destination.type in types))
+
+
+def _lowest(threshold: Optional[Threshold]) -> float:
+    """The lowest value of ``threshold`` (inf: none)."""
+    if threshold is None:
+        return math.inf
+    return min(value for value in (threshold.warning, threshold.critical) if value is not None)
+
+
+def _trie(prefixes: FrozenSet[str]) -> str:
+    """A regular expression that matches the shortest of ``prefixes`` a text starts with, as a
+    trie (one branch per character), so a long list costs a number no more than its depth.
+    A prefix that starts with a shorter one is left out: the shorter one always matches first."""
+    root: Dict[str, Any] = {}
+    for prefix in sorted(prefixes, key=len):
+        node: Optional[Dict[str, Any]] = root
+        for char in prefix[:-1]:
+            node = node.setdefault(char, {})
+            if node is None:  # a shorter prefix ends here
+                break
+        else:
+            node.setdefault(prefix[-1], None)
+
+    def branches(node: Dict[str, Any]) -> str:
+        each = [re.escape(char) + ("" if child is None else branches(child)) for char, child in sorted(node.items())]
+        return each[0] if len(each) == 1 else "(?:" + "|".join(each) + ")"
+    return branches(root)
 
 
 def _threshold(values: Optional[Mapping[str, int]]) -> Optional[Threshold]:
@@ -326,9 +393,8 @@ def compile_limits(section: Mapping[str, Any]) -> Tuple[LimitSet, List[str]]:
         everywhere,
         needs_account=any(limit.by != SOURCE_IP for limit in limits),
         has_concurrency=any(limit.concurrent is not None for limit in limits),
-        account_contexts=frozenset(context for limit in limits if limit.by != SOURCE_IP for context in limit.contexts),
-        account_everywhere=any(limit.by != SOURCE_IP and not limit.contexts for limit in limits),
         needs_destination=any(limit.by_destination for limit in limits),
+        rejects=any(limit.action == REJECT for limit in limits),
     ), errors
 
 
@@ -356,23 +422,28 @@ def for_call(limitset: LimitSet, context: str, number: str, source_ip: Optional[
     ip_identity = "ip:" + source_ip if source_ip else ""
     account_identity = "account:" + account if account else ""
     found = []
-    for limit in limitset.by_context.get(context, limitset.everywhere):
-        if skip and limit.name in skip:
+    for limit, name, match, by, select in limitset.plans.get(context, limitset.plan_everywhere)[0]:
+        if skip and name in skip:
             continue
-        prefix = None
-        match = limit.match
+        matched = None
         if match is not None:
-            prefix = match(number)
-            if prefix is None:
+            matched = match(number)
+            if matched is None:
                 continue
-        if limit.by_destination and not limit.selects(destination):
-            continue
-        by = limit.by
+        if select is not None:  # _selected, inline: the hot path
+            if destination is None:
+                continue
+            kinds, countries, types, known = select
+            region = destination.region
+            if destination.kind not in kinds or (known and not region) or (countries and region not in countries) \
+                    or (types and destination.type not in types):
+                continue
         if by == SOURCE_IP:
             if source_ip:
-                found.append(Check(limit, source_ip, ip_identity))
+                found.append(new_tuple(Check, (limit, source_ip, ip_identity)))
         elif account:
-            found.append(Check(limit, account if by == ACCOUNT else f"{account}/{prefix}", account_identity))
+            found.append(new_tuple(Check, (limit, account if by == ACCOUNT else f"{account}/{matched.group()}",
+                                           account_identity)))
     if ip_identity:
         return found, (ip_identity, account_identity) if account_identity else (ip_identity,)
     return found, (account_identity,) if account_identity else ()

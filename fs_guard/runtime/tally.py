@@ -25,21 +25,20 @@ from array import array
 from bisect import bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from fs_guard.runtime.limits import (
-    ACCEPTED, CALLS, CONCURRENT, Check, Hit, Limit, LimitSet, NO_LIMITS, Outcome, judge,
+    ACCEPTED, CALLS, CONCURRENT, Check, Hit, Limit, LimitSet, NO_LIMITS, Outcome, judge, new_tuple,
 )
 
 WindowKey = Tuple[str, str]  # (limit name, key)
 
 
-class _Window(NamedTuple):
-    """One key's window. Neither part is tracked by Python's garbage collector (an array of
-    floats; a dict of str to float), so 100,000 keys cost a collection nothing to scan."""
-
-    calls: "array[float]"  # times of the calls, oldest first
-    numbers: Dict[str, float]  # number -> time of its last call, oldest first
+#: One key's window: the times of its calls, oldest first, and number (or country) -> time of
+#: its last call, oldest first. Neither part is tracked by Python's garbage collector (an array
+#: of floats; a dict of str to float), so 100,000 keys cost a collection nothing to scan. A
+#: plain pair: unpacking it is one specialised instruction, a NamedTuple's fields are not.
+_Window = Tuple["array[float]", Dict[str, float]]
 
 
 @dataclass(frozen=True)
@@ -94,14 +93,20 @@ class Tally:
             if self._blocks:
                 blocked = self._blocked(identities, now)
                 if blocked is not None and enforce:
-                    return Outcome((), blocked.limit, blocked.key, blocked.until, ())
+                    return new_tuple(Outcome, ((), blocked.limit, blocked.key, blocked.until, ()))
             hits: List[Hit] = []
             rejecting: Optional[Check] = None
-            measured = []
+            # When no limit can reject this call, each is counted as soon as it is measured, in one
+            # pass (limits have distinct names: counting one changes no other's counts); otherwise
+            # counting waits until every limit has judged the call, as a rejected call never happened.
+            at_once = not (enforce and limits.rejects)
+            measure = self._measure
+            names = []
             for check in checks:
-                limit = check.limit
-                value = country if limit.counts_countries else number
-                where, window, calls, distinct, concurrent = self._measure(check, call_id, value, now, concurrency)
+                limit, key, _ = check
+                names.append(limit.name)
+                calls, distinct, concurrent = measure(limit, key, call_id, country if limit.counts_countries
+                                                      else number, now, concurrency, at_once)
                 if observe is not None:
                     observe(check, calls, distinct, concurrent)
                 quiet_calls, quiet_distinct, quiet_concurrent = limit.quiet
@@ -109,24 +114,23 @@ class Tally:
                     counts = limit.counts(calls, distinct, concurrent)
                     found, rejects = judge(limit, counts)
                     if found:
-                        key = check.key
                         hits.extend([Hit(limit, key, *hit) for hit in found])
                         if rejects and enforce and rejecting is None:
                             rejecting = check
-                measured.append((limit, where, window, value))
             if rejecting is not None:
                 limit = rejecting.limit
                 until = None
                 if limit.block_for:
                     until = now + limit.block_for
                     self._blocks[rejecting.identity] = Block(rejecting.identity, until, limit, rejecting.key)
-                return Outcome(tuple(hits), limit, rejecting.key, until, ())
-            if not measured:
+                return new_tuple(Outcome, (tuple(hits), limit, rejecting.key, until, ()))
+            if not checks:
                 return ACCEPTED
-            record = self._record
-            for limit, where, window, value in measured:
-                record(limit, where, window, call_id, value, now, concurrency)
-            return Outcome(tuple(hits), None, "", None, tuple([limit.name for limit, _, _, _ in measured]))
+            if not at_once:
+                self._record_all(checks, call_id, number, now, concurrency, country)
+            elif len(self._held) > self._limits.max_keys:
+                self._drop_oldest_call()
+            return new_tuple(Outcome, (tuple(hits), None, "", None, tuple(names)))
 
     # -- for the cluster (fs_guard.runtime.cluster): Redis decides, this tally keeps up ------
 
@@ -138,9 +142,10 @@ class Tally:
             if limits is not self._limits:
                 self._adopt(limits)
             blocked = self._blocked(identities, now) if self._blocks else None
-            return blocked, [check.limit.counts(*self._measure(check, call_id, country if check.limit.counts_countries
-                                                               else number, now, concurrency)[2:])
-                             for check in checks]
+            measure = self._measure
+            return blocked, [limit.counts(*measure(limit, key, call_id, country if limit.counts_countries else number,
+                                                   now, concurrency, False))
+                             for limit, key, _ in checks]
 
     def record(self, limits: LimitSet, checks: Sequence[Check], call_id: Optional[str], number: str, now: float,
                concurrency: bool = True, country: str = "") -> None:
@@ -148,10 +153,7 @@ class Tally:
         with self._lock:
             if limits is not self._limits:
                 self._adopt(limits)
-            for check in checks:
-                value = country if check.limit.counts_countries else number
-                where, window = self._measure(check, call_id, value, now, concurrency)[:2]
-                self._record(check.limit, where, window, call_id, value, now, concurrency)
+            self._record_all(checks, call_id, number, now, concurrency, country)
 
     def block(self, identity: str, until: float, limit: Limit, key: str) -> None:
         """Hold a block decided elsewhere (by the shared counts) as if this tally had decided it."""
@@ -178,41 +180,60 @@ class Tally:
                 del self._blocks[identity]
         return None
 
-    def _measure(self, check: Check, call_id: Optional[str], number: str, now: float,
-                 concurrency: bool) -> Tuple[WindowKey, Optional[_Window], int, int, int]:
-        """One check's counts of calls, distinct numbers and concurrent calls with this call
-        included (0 for what the limit does not count), expired entries dropped.
+    def _record_all(self, checks: Sequence[Check], call_id: Optional[str], number: str, now: float,
+                    concurrency: bool, country: str) -> None:
+        measure = self._measure
+        for limit, key, _ in checks:
+            measure(limit, key, call_id, country if limit.counts_countries else number, now, concurrency, True)
+        if len(self._held) > self._limits.max_keys:
+            self._drop_oldest_call()
 
-        One function on the hot path (each call of a Python function costs as much as a
-        few of its lines): the window's lookup, LRU order and expiry, and the live slots.
+    def _measure(self, limit: Limit, key: str, call_id: Optional[str], value: str, now: float, concurrency: bool,
+                 record: bool) -> Tuple[int, int, int]:
+        """One check's (``limit``, ``key``) counts of calls, distinct numbers (or countries:
+        ``value`` is what the limit tells apart) and concurrent calls with this call included
+        (0 for what the limit does not count), expired entries dropped; with ``record``, the
+        call is counted too (measuring again before that changes nothing).
+
+        One function on the hot path (each call of a Python function costs as much as a few of
+        its lines): the window's lookup, LRU order and expiry, the live slots, and counting the
+        call in them. The caller frees the oldest call's slots when too many calls hold one
+        (``_drop_oldest_call``).
         """
-        limit = check.limit
-        where = (limit.name, check.key)
-        window = None
+        where = (limit.name, key)
         calls = distinct = concurrent = 0
         if limit.windowed:
             windows = self._windows
             window = windows.get(where)
             if window is None:
-                window = windows[where] = _Window(array("d"), {})
+                window = windows[where] = (array("d"), {})
                 if len(windows) > self._limits.max_keys:
                     windows.popitem(last=False)
                     self.evicted += 1
+                times, values = window
             else:
                 windows.move_to_end(where)
+                times, values = window
                 horizon = now - limit.window
-                times = window.calls
                 if times and times[0] <= horizon:
                     del times[:bisect_right(times, horizon)]
-                numbers = window.numbers
-                while numbers:
-                    oldest = next(iter(numbers))
-                    if numbers[oldest] > horizon:
+                while values:
+                    oldest = next(iter(values))
+                    if values[oldest] > horizon:
                         break
-                    del numbers[oldest]
-            calls = len(window.calls) + 1
-            numbers = window.numbers
-            distinct = len(numbers) + (number not in numbers)
+                    del values[oldest]
+            calls = len(times) + 1
+            distinct = len(values) + (value not in values)
+            if record:
+                if limit.calls is not None:
+                    times.append(now)
+                    if calls > limit.kept[0]:
+                        del times[0]
+                if limit.distinct is not None:
+                    values.pop(value, None)  # seen again: now the most recent
+                    values[value] = now
+                    if len(values) > limit.kept[1]:
+                        del values[next(iter(values))]
         if concurrency and call_id and limit.concurrent is not None:
             slots = self._slots.get(where)
             if slots:
@@ -224,29 +245,14 @@ class Tally:
                 concurrent = len(slots) + 1
             else:
                 concurrent = 1
-        return where, window, calls, distinct, concurrent
-
-    def _record(self, limit: Limit, where: WindowKey, window: Optional[_Window], call_id: Optional[str],
-                number: str, now: float, concurrency: bool) -> None:
-        if window is not None:
-            if limit.calls is not None:
-                calls = window.calls
-                calls.append(now)
-                if len(calls) > limit.kept[0]:
-                    del calls[0]
-            if limit.distinct is not None:
-                numbers = window.numbers
-                numbers.pop(number, None)  # seen again: now the most recent
-                numbers[number] = now
-                if len(numbers) > limit.kept[1]:
-                    del numbers[next(iter(numbers))]
-        if limit.concurrent is not None and concurrency and call_id:
-            slots = self._slots.setdefault(where, {})
-            slots.pop(call_id, None)
-            slots[call_id] = now + self._limits.call_max_duration
-            self._held[call_id] = self._held.get(call_id, ()) + (where,)
-            if len(self._held) > self._limits.max_keys:
-                self._drop_oldest_call()
+            if record:
+                if slots is None:
+                    slots = self._slots[where] = {}
+                slots.pop(call_id, None)
+                slots[call_id] = now + self._limits.call_max_duration
+                held = self._held
+                held[call_id] = held.get(call_id, ()) + (where,)
+        return calls, distinct, concurrent
 
     def _drop_oldest_call(self) -> None:
         """More calls hold slots than keys may be tracked: hang-ups were lost (hook stopped,
@@ -328,11 +334,12 @@ class Tally:
                 window = self._windows.get(where)
                 counts = []
                 if window is not None:
+                    times, values = window
                     horizon = now - limit.window
                     if limit.calls is not None:
-                        counts.append((CALLS, sum(1 for t in window.calls if t > horizon)))
+                        counts.append((CALLS, sum(1 for t in times if t > horizon)))
                     if limit.distinct is not None:
-                        counts.append((limit.metrics[1], sum(1 for t in window.numbers.values() if t > horizon)))
+                        counts.append((limit.metrics[1], sum(1 for t in values.values() if t > horizon)))
                 if limit.concurrent is not None:
                     counts.append((CONCURRENT, sum(1 for e in self._slots.get(where, {}).values() if e > now)))
                 load = max((count / _scale(limit, metric) for metric, count in counts), default=0.0)
