@@ -15,7 +15,9 @@ import pytest
 
 from fs_guard.runtime import offence, state
 from fs_guard.runtime.config import ConfigError, parse_config
+from fs_guard.runtime.destinations import EMERGENCY, NOT_A_NUMBER, NUMBER, SHORT, UNKNOWN, Destination
 from fs_guard.runtime.limits import for_call
+from fs_guard.runtime.rules import PrefixSet
 from fs_guard.runtime.tally import Tally
 
 OFFICE = {"sip_authorized": "true", "user_name": "1001", "domain_name": "pbx.example"}
@@ -103,6 +105,70 @@ class TestKeys:
         (check,), _ = for_call(config.limits, "default", "0088216000001", "192.0.2.1", "1001@pbx.example")
         assert (check.key, check.identity) == ("1001@pbx.example/00882", "account:1001@pbx.example")
         assert for_call(config.limits, "default", "004420", "192.0.2.1", "1001@pbx.example")[0] == []
+
+    def test_a_prefix_list_matches_the_shortest_prefix_a_prefix_set_would(self):
+        """A limit's prefixes are matched by one compiled pattern; it must answer as the rules'
+        prefix sets do: the shortest listed prefix, whatever characters the prefixes hold."""
+        rng = random.Random(7)
+        alphabet = "0018+*#.[(\\|?"
+        for _ in range(300):
+            prefixes = sorted({"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 5)))
+                               for _ in range(rng.randint(1, 40))})
+            config = limits_config(limit("class", by="account_prefix", prefixes=prefixes, window=60,
+                                         calls={"critical": 1}))
+            (compiled,) = config.limits.limits
+            for _ in range(40):
+                number = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8)))
+                matched = compiled.match(number)
+                expected = PrefixSet.of(prefixes).match(number)
+                assert (matched.group() if matched else None) == expected, (prefixes, number)
+
+    def test_a_destination_class_selects_what_its_countries_types_and_counts_say(self):
+        """The compiled plan's selection, walked by for_call, against the rule written out: never
+        an emergency number or what is no number (nor an unclassified call); countries and types
+        when listed; distinct_countries only phone numbers whose country is known."""
+        specs = [limit("gb", countries=["GB"], window=60, calls={"critical": 9}),
+                 limit("premium", number_types=["premium_rate"], window=60, calls={"critical": 9}),
+                 limit("gb-premium", countries=["GB"], number_types=["premium_rate"], window=60,
+                       calls={"critical": 9}),
+                 limit("fanout", window=60, distinct_countries={"critical": 9}),
+                 limit("every", window=60, calls={"critical": 9})]
+        config = limits_config(*specs, dialling={"region": "GB"})
+        destinations = [Destination(NUMBER, "+442079460000", "GB", "fixed_line", True),
+                        Destination(NUMBER, "+449098790000", "GB", "premium_rate", True),
+                        Destination(NUMBER, "+33899123456", "FR", "premium_rate", True),
+                        Destination(NUMBER, "", "", UNKNOWN, False),
+                        Destination(SHORT, "", "GB", "premium_rate", True),
+                        Destination(EMERGENCY, "", "GB", "toll_free", True),
+                        Destination(NOT_A_NUMBER), None]
+
+        def rule(spec, destination):
+            if destination is None or destination.kind in (NOT_A_NUMBER, EMERGENCY):
+                return False
+            if "distinct_countries" in spec and (destination.kind != NUMBER or not destination.region):
+                return False
+            return (destination.region in spec.get("countries", [destination.region])
+                    and destination.type in spec.get("number_types", [destination.type]))
+
+        for destination in destinations:
+            checks, _ = for_call(config.limits, "default", "0", "192.0.2.1", "1001@pbx.example", (), destination)
+            expected = [spec["name"] for spec in specs if rule(spec, destination) or spec["name"] == "every"]
+            assert [check.limit.name for check in checks] == expected, destination
+            assert [lim.name for lim in config.limits.limits if lim.selects(destination)] == expected
+
+    def test_an_address_limit_by_destination_keys_the_calls_it_selects_by_their_address(
+            self, write_config, call, alerts):
+        """Where only a source_ip limit by destination counts by address, the screen reads the
+        address for the calls it selects (and only then needs to)."""
+        write_config({"dialling": {"region": "GB"}, "deny_prefix": [], "destination_number_max_len": 20,
+                      "limits": [limit("high-risk", by="source_ip", countries=["LV"], window=3600,
+                                       calls={"warning": 0}),
+                                 limit("acct-rate", window=60, calls={"critical": 100})]})
+        assert call("02079460000", context="default", ip="203.0.113.9", **OFFICE).hangupCause() == "NONE"
+        assert alerts() == []
+        assert call("0037167000000", context="default", ip="203.0.113.9", **OFFICE).hangupCause() == "NONE"
+        assert [(alert["limit"], alert["key"], alert["network-ip"]) for alert in alerts()] == [
+            ("high-risk", "203.0.113.9", "203.0.113.9")]
 
     def test_the_screen_reads_the_account_only_from_what_mod_sofia_authorized(self, write_config, call):
         write_config({"deny_prefix": [], "limits": [limit("acct", window=60, calls={"critical": 1},
@@ -264,6 +330,21 @@ class TestActions:
         assert line.endswith(' ip[203.0.113.9] reason=limit limit=ip-call-rate context=public dest="4420794601" ua="x"')
         counters = state.STATS.snapshot()
         assert counters["rejected.limit"] == 1 and counters["limit.ip-call-rate.critical"] == 1
+
+    def test_a_blocked_address_is_rejected_where_only_account_limits_count(self, write_config, call):
+        """The screen reads the source address only where a limit needs it: a block anywhere is such a need."""
+        write_config({"deny_prefix": [], "limits": [
+            limit("ip-rate", by="source_ip", contexts=["public"], window=60, calls={"critical": 1},
+                  action="reject", block_for=3600),
+            limit("acct-rate", contexts=["default"], window=60, calls={"critical": 100})]})
+        assert [call("1001", ip="203.0.113.9").hangupCause() for _ in range(2)] == ["NONE", "CALL_REJECTED"]
+        assert call("1001", context="default", ip="203.0.113.9", **OFFICE).hangupCause() == "CALL_REJECTED"
+        assert call("1001", context="default", ip="203.0.113.10", **OFFICE).hangupCause() == "NONE"
+
+    def test_an_alert_names_the_address_where_no_limit_counts_by_it(self, write_config, call, alerts):
+        write_config({"deny_prefix": [], "limits": [limit("acct-rate", window=60, calls={"warning": 0})]})
+        call("1001", context="default", ip="203.0.113.9", **OFFICE)
+        assert [(alert["key"], alert["network-ip"]) for alert in alerts()] == [("1001@pbx.example", "203.0.113.9")]
 
     def test_an_account_limit_writes_no_ban_line_unless_asked(self, write_config, call, ban_log):
         write_config({"deny_prefix": [], "limits": [
