@@ -6,9 +6,11 @@ that a busy machine does not blur as it blurs a clock.
   (``default``, the shipped limits, an account that has called before, extension ``1001``),
   and the same account dialling a national number (which the destination limits select).
 - With ``--replay``: ``fs-guard replay`` of ``make_attack_trace.py --scale 8`` on the demo
-  configuration and on the shipped one (instructions per line, reading and the report included).
+  configuration and on the shipped one (instructions per line, reading and the report
+  included); and on the demo configuration with every number's destination classified
+  beforehand (the difference is what classifying never-seen numbers costs the replay).
 
-    python3 benchmarks/profile_limits.py [--replay] [--source DIR]   # needs valgrind
+    python3 benchmarks/profile_limits.py [--replay | --replay-only] [--source DIR]   # needs valgrind
 
 ``--source DIR`` profiles the ``fs_guard`` package in DIR (another commit's tree, e.g. from
 ``git archive``) with this checkout's configuration and fake ``freeswitch``: before and after.
@@ -113,7 +115,9 @@ def child(step: str, number: str) -> None:
     print(sum(map(lambda each: run(*each) is None, prepared)))
 
 
-def replay_child(trace: str, which: str) -> None:
+def replay_child(trace: str, which: str, classified: bool) -> None:
+    import functools
+
     from fs_guard.fsconf import bundle
     from fs_guard.offline.cli.replay import DEMO_CONFIG, replay_files
     from fs_guard.offline.replay import shipped_jail
@@ -123,6 +127,14 @@ def replay_child(trace: str, which: str) -> None:
     with open(path, "rb") as handle:
         config = parse_config(handle.read(), path)
     jail = shipped_jail()
+    if classified:  # every number's destination answered from a cache filled before counting starts
+        with open(trace) as handle:
+            numbers = {json.loads(line).get("number") for line in handle}
+        for classifier in {id(rules.classifier): rules.classifier for rules in (config.base, *config.contexts.values())
+                           if rules.classifier is not None}.values():
+            classifier._cached = functools.lru_cache(maxsize=None)(classifier._classify)
+            for number in numbers:
+                classifier.classify(number)
     reports = []
     print(sum(map(lambda _: reports.append(replay_files([trace], None, config, jail, None)) is None, [0])))
     print(json.dumps({"lines": reports[0].files[0].lines, "screened": reports[0].limits.screened}), file=sys.stderr)
@@ -153,26 +165,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", default=ROOT, help="the tree whose fs_guard package is profiled")
     parser.add_argument("--replay", action="store_true", help="also count a replay on the demo and shipped configs")
+    parser.add_argument("--replay-only", action="store_true", help="count the replays only")
     args = parser.parse_args()
     source = os.path.abspath(args.source)
-    columns = {number: profile_call(source, number) for number in (EXTENSION, NATIONAL)}
-    print(f"| step (instructions per call) | {EXTENSION} (extension) | {NATIONAL} (national) |\n|---|---|---|")
-    for step, what in STEPS[:-1]:
-        print(f"| {what} | " + " | ".join(f"{columns[n][step]:,.0f}" for n in columns) + " |")
-    print("| the limits' share of the handler (with - without) | "
-          + " | ".join(f"{columns[n]['screen'] - columns[n]['bare']:,.0f}" for n in columns) + " |")
-    if args.replay:
+    if not args.replay_only:
+        columns = {number: profile_call(source, number) for number in (EXTENSION, NATIONAL)}
+        print(f"| step (instructions per call) | {EXTENSION} (extension) | {NATIONAL} (national) |\n|---|---|---|")
+        for step, what in STEPS[:-1]:
+            print(f"| {what} | " + " | ".join(f"{columns[n][step]:,.0f}" for n in columns) + " |")
+        print("| the limits' share of the handler (with - without) | "
+              + " | ".join(f"{columns[n]['screen'] - columns[n]['bare']:,.0f}" for n in columns) + " |")
+    if args.replay or args.replay_only:
         with tempfile.TemporaryDirectory() as work:
             trace = os.path.join(work, "trace.jsonl")
             subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_attack_trace.py"), "--scale", "8",
                             "-o", trace], check=True, capture_output=True)
             rows: List[str] = []
-            for which in ("demo", "shipped"):
-                stderr = callgrind(source, "--replay-child", trace, which)
+            for which, classified in (("demo", False), ("demo", True), ("shipped", False)):
+                stderr = callgrind(source, "--replay-child", trace, which, "classified" if classified else "")
                 facts = json.loads(next(line for line in stderr.splitlines() if line.startswith("{")))
                 total = collected(stderr)
-                rows.append(f"| replay, {which} configuration ({facts['lines']:,} lines, {facts['screened']:,} "
-                            f"screened) | {total / 1e6:,.0f} million | {total / facts['lines']:,.0f} |")
+                rows.append(f"| replay, {which} configuration{', numbers classified beforehand' if classified else ''}"
+                            f" ({facts['lines']:,} lines, {facts['screened']:,} screened) | {total / 1e6:,.0f} million"
+                            f" | {total / facts['lines']:,.0f} |")
         print("\n| replay | instructions | per line |\n|---|---|---|\n" + "\n".join(rows))
 
 
@@ -180,6 +195,6 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
         child(sys.argv[2], sys.argv[3])
     elif sys.argv[1:2] == ["--replay-child"]:
-        replay_child(sys.argv[2], sys.argv[3])
+        replay_child(sys.argv[2], sys.argv[3], sys.argv[4] == "classified")
     else:
         main()

@@ -25,12 +25,13 @@ the hook nobody would release a slot, so concurrent calls are then not counted.
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any, Optional, Tuple
 
 from fs_guard.runtime import alerts, host, offence, penalty, sofia_events, state, stats
 from fs_guard.runtime.config import Config
 from fs_guard.runtime.destinations import Destination
-from fs_guard.runtime.limits import for_call, selects_any
+from fs_guard.runtime.limits import for_call
 from fs_guard.runtime.rules import LIMIT, Rules
 
 COUNTED_VARIABLE = "fs_guard_limits"
@@ -39,6 +40,11 @@ HANGUP_CAUSE = "CALL_REJECTED"
 MAX_ACCOUNT = 256
 
 _warned_no_hook = False
+
+
+def address_of(get: Any) -> Optional[str]:
+    """The call's source address: the socket's, canonical (a limit's key), or None."""
+    return offence.canonical_address(get("sip_network_ip") or get("network_addr"))
 
 
 def account_of(get: Any) -> Optional[str]:
@@ -59,24 +65,23 @@ def screen(session: Any, config: Config, rules: Rules, context: str, number: str
     classify the number here when they did not (without a dialling region they skip the call).
     """
     limitset = config.limits
-    steps, reads_address, address_selects, reads_account = limitset.plans.get(context, limitset.plan_everywhere)
+    steps, reads_account = limitset.plans.get(context, limitset.plan_everywhere)
     tally = state.TALLY
     # A block locks an address or an account out of every context; otherwise each is read only
-    # where a limit may count it (or for an alert, below). With a cluster, a block may be another
-    # node's: only Redis knows.
+    # where a limit applies to the call (the address) or may (the account), or for an alert.
+    # With a cluster, a block may be another node's: only Redis knows.
     anywhere = tally.has_blocks or config.cluster is not None
     if not steps and not anywhere:
         return False
     if destination is None and limitset.needs_destination and rules.classifier is not None:
         destination = rules.classifier.classify(number)  # only now: a call the rules rejected never needs it
     get = session.getVariable
-    address_read = anywhere or reads_address or (bool(address_selects)
-                                                 and selects_any(address_selects, number, destination))
-    source_ip = offence.canonical_address(get("sip_network_ip") or get("network_addr")) if address_read else None
+    source_ip = address_of(get) if anywhere else None
     account = account_of(get) if limitset.needs_account and (anywhere or reads_account) else None
     done = get(COUNTED_VARIABLE)
     skip: Tuple[str, ...] = tuple(done.split(",")) if done else ()
-    found, identities = for_call(limitset, context, number, source_ip, account, skip, destination)
+    found, identities = for_call(limitset, context, number, source_ip, account, skip, destination,
+                                 None if anywhere else partial(address_of, get))
     concurrency = sofia_events.started_at() is not None
     if not concurrency and limitset.has_concurrency:
         _warn_no_hook()
@@ -95,9 +100,8 @@ def screen(session: Any, config: Config, rules: Rules, context: str, number: str
     if counted:
         session.setVariable(COUNTED_VARIABLE, ",".join(skip + counted))
     if hits:
-        if not address_read:
-            source_ip = offence.canonical_address(get("sip_network_ip") or get("network_addr"))
-        alerts.raise_hits(hits, limit, blocked_until, number, context, source_ip or "", uuid, destination)
+        alerts.raise_hits(hits, limit, blocked_until, number, context, source_ip or address_of(get) or "", uuid,
+                          destination)
     if limit is None:
         return False
     session.hangup(HANGUP_CAUSE)

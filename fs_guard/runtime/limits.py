@@ -234,17 +234,13 @@ Step = Tuple["Limit", str, Optional[Callable[[str], Optional["re.Match[str]"]]],
 
 #: The limits of one context as a call needs them, compiled once (no attribute lookups per
 #: limit and call), a plain tuple (unpacking one is a specialised instruction, a NamedTuple's
-#: is not): (steps; whether a source_ip limit counts every call there, so the address is read;
-#: else the source_ip limits that may count one, by prefix or destination; whether an account
-#: limit may count a call there, so the account is read).
-Plan = Tuple[Tuple[Step, ...], bool, Tuple[Step, ...], bool]
+#: is not): (steps; whether an account limit may count a call there, so the account is read).
+Plan = Tuple[Tuple[Step, ...], bool]
 
 
 def _plan(limits: Tuple[Limit, ...]) -> Plan:
-    steps = tuple((limit, limit.name, limit.match, limit.by, limit.select) for limit in limits)
-    by_address = tuple(step for step in steps if step[3] == SOURCE_IP)
-    everything = any(match is None and select is None for _, _, match, _, select in by_address)
-    return steps, everything, () if everything else by_address, any(step[3] != SOURCE_IP for step in steps)
+    return (tuple((limit, limit.name, limit.match, limit.by, limit.select) for limit in limits),
+            any(limit.by != SOURCE_IP for limit in limits))
 
 
 @dataclass(frozen=True)
@@ -276,14 +272,6 @@ class LimitSet:
 
 
 NO_LIMITS = LimitSet((), DEFAULT_MAX_KEYS, DEFAULT_CALL_MAX_DURATION, {}, ())
-
-
-def selects_any(steps: Sequence[Step], number: str, destination: Optional[Destination]) -> bool:
-    """Whether one of ``steps`` applies to a call to ``number`` (``destination``), whatever its
-    key: the screen reads the source address only then (``Plan``)."""
-    return any((match is None or match(number) is not None)
-               and (select is None or (destination is not None and _selected(select, destination)))
-               for _, _, match, _, select in steps)
 
 
 def _selected(select: Selection, destination: Destination) -> bool:
@@ -408,7 +396,7 @@ def destination_errors(path: str, spec: Mapping[str, Any]) -> List[str]:
 
 def for_call(limitset: LimitSet, context: str, number: str, source_ip: Optional[str], account: Optional[str],
              skip: Sequence[str] = (), destination: Optional[Destination] = None,
-             ) -> Tuple[List[Check], Tuple[str, ...]]:
+             read_address: Optional[Callable[[], Optional[str]]] = None) -> Tuple[List[Check], Tuple[str, ...]]:
     """A call's checks, the (limit, key) pairs it counts toward, and its blockable identities
     (``ip:ADDR``, ``account:USER@DOMAIN``): what the live screen and ``fs-guard replay`` both
     hand to a tally's ``count``.
@@ -418,6 +406,8 @@ def for_call(limitset: LimitSet, context: str, number: str, source_ip: Optional[
     do not count it (never one shared key for every anonymous call). ``skip`` names the
     limits that already counted this call (a transfer screens it again). ``destination`` is the
     number's classification (None: not classified; limits by destination then skip the call).
+    ``read_address``, given instead of ``source_ip``, reads it the first time a ``source_ip``
+    limit applies to the call: the screen reads the channel only then.
     """
     ip_identity = "ip:" + source_ip if source_ip else ""
     account_identity = "account:" + account if account else ""
@@ -439,6 +429,9 @@ def for_call(limitset: LimitSet, context: str, number: str, source_ip: Optional[
                     or (types and destination.type not in types):
                 continue
         if by == SOURCE_IP:
+            if read_address is not None:
+                source_ip, read_address = read_address(), None
+                ip_identity = "ip:" + source_ip if source_ip else ""
             if source_ip:
                 found.append(new_tuple(Check, (limit, source_ip, ip_identity)))
         elif account:

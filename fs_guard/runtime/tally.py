@@ -87,7 +87,9 @@ class Tally:
         (0 where not counted), hit or not: ``fs-guard replay``'s peaks. ``country`` is the
         destination's country, what a limit of ``distinct_countries`` counts instead of ``number``.
         """
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # and release in ``finally``: half the instructions of ``with`` on this path
+        try:
             if limits is not self._limits:
                 self._adopt(limits)
             if self._blocks:
@@ -131,6 +133,8 @@ class Tally:
             elif len(self._held) > self._limits.max_keys:
                 self._drop_oldest_call()
             return new_tuple(Outcome, (tuple(hits), None, "", None, tuple(names)))
+        finally:
+            lock.release()
 
     # -- for the cluster (fs_guard.runtime.cluster): Redis decides, this tally keeps up ------
 
