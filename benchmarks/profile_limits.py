@@ -4,7 +4,8 @@ that a busy machine does not blur as it blurs a clock.
 
 - The limits step of an authenticated call, step by step: ``bench_limits.py``'s call
   (``default``, the shipped limits, an account that has called before, extension ``1001``),
-  and the same account dialling a national number (which the destination limits select).
+  and the same account dialling a national number (which ``account-country-fanout``
+  counts); then the limits' share of ``bench_limits.py``'s unauthenticated call in ``public``.
 - With ``--replay``: ``fs-guard replay`` of ``make_attack_trace.py --scale 8`` on the demo
   configuration and on the shipped one (instructions per line, reading and the report
   included); and on the demo configuration with every number's destination classified
@@ -34,6 +35,8 @@ from harness import FAKES, ROOT
 
 CALLS = 500
 EXTENSION, NATIONAL = "1001", "2125550100"
+#: bench_limits.py's other call: unauthenticated, in public, from a new address each call.
+PUBLIC, PUBLIC_NUMBER = "public", "4420794601"
 STEPS = (
     ("screen", "the whole handler, shipped limits"),
     ("bare", "the whole handler, the same configuration without limits"),
@@ -48,7 +51,7 @@ STEPS = (
 )
 
 
-def child(step: str, number: str) -> None:
+def child(step: str, kind: str) -> None:
     import fsctl  # the fake freeswitch's control, on PYTHONPATH after the profiled tree
 
     from fs_guard.runtime import limiter, offence, screening, sofia_events, state
@@ -73,12 +76,18 @@ def child(step: str, number: str) -> None:
     if loaded.last_error:
         raise SystemExit(loaded.last_error)
     made = [0]
+    public = kind == PUBLIC
+    context, number = ("public", PUBLIC_NUMBER) if public else ("default", kind)
 
     def session(account: str):
         made[0] += 1
-        call = fsctl.call_session(destination_number=number, context="default", sip_network_ip="198.51.100.10",
-                                  sip_user_agent="Yealink SIP-T46S", sip_authorized="true", user_name=account,
-                                  domain_name="pbx.example")
+        if public:
+            call = fsctl.call_session(destination_number=number, context=context,
+                                      sip_network_ip=f"2001:db8::{made[0]:x}", sip_user_agent="Sonus SBC")
+        else:
+            call = fsctl.call_session(destination_number=number, context=context, sip_network_ip="198.51.100.10",
+                                      sip_user_agent="Yealink SIP-T46S", sip_authorized="true", user_name=account,
+                                      domain_name="pbx.example")
         call.uuid = f"call-{made[0]}"
         return call
 
@@ -87,24 +96,24 @@ def child(step: str, number: str) -> None:
         screening.screen(call, "")
         state.TALLY.release(call.uuid)
     config = state.CONFIG.current()
-    limits, rules, tally = config.limits, config.rules_for("default"), state.TALLY
+    limits, rules, tally = config.limits, config.rules_for(context), state.TALLY
     destination = destination_of(rules, number)  # as the screen's rules step hands it on
     country = destination.region if destination is not None else ""
     address = "198.51.100.10" if step == "count" else None  # what the limiter reads where a limit needs it
     # Each call with its account and its checks, made before counting starts.
-    calls = [(session(f"u{n}"), f"u{n}@pbx.example") for n in range(CALLS)]
-    prepared = [(call, account, *for_call(limits, "default", number, address, account, (), destination))
+    calls = [(session(f"u{n}"), None if public else f"u{n}@pbx.example") for n in range(CALLS)]
+    prepared = [(call, account, *for_call(limits, context, number, address, account, (), destination))
                 for call, account in calls]
     steps = {
         "screen": lambda call, account, checks, identities: screening.screen(call, ""),
         "bare": lambda call, account, checks, identities: screening.screen(call, ""),
-        "limiter": lambda call, account, checks, identities: limiter.screen(call, config, rules, "default", number,
+        "limiter": lambda call, account, checks, identities: limiter.screen(call, config, rules, context, number,
                                                                             None, destination),
         "account": lambda call, account, checks, identities: limiter.account_of(call.getVariable),
         "counted": lambda call, account, checks, identities: call.getVariable(limiter.COUNTED_VARIABLE),
         "address": lambda call, account, checks, identities: offence.canonical_address(
             call.getVariable("sip_network_ip") or call.getVariable("network_addr")),
-        "for_call": lambda call, account, checks, identities: for_call(limits, "default", number, address, account,
+        "for_call": lambda call, account, checks, identities: for_call(limits, context, number, address, account,
                                                                        (), destination),
         "count": lambda call, account, checks, identities: tally.count(limits, checks, identities, call.uuid, number,
                                                                        time.time(), country=country),
@@ -175,6 +184,9 @@ def main() -> None:
             print(f"| {what} | " + " | ".join(f"{columns[n][step]:,.0f}" for n in columns) + " |")
         print("| the limits' share of the handler (with - without) | "
               + " | ".join(f"{columns[n]['screen'] - columns[n]['bare']:,.0f}" for n in columns) + " |")
+        public = {step: collected(callgrind(source, "--child", step, PUBLIC)) / CALLS for step in ("screen", "bare")}
+        print(f"\nUnauthenticated, public, a new address each call: the limits' share of the handler "
+              f"{public['screen'] - public['bare']:,.0f} instructions")
     if args.replay or args.replay_only:
         with tempfile.TemporaryDirectory() as work:
             trace = os.path.join(work, "trace.jsonl")

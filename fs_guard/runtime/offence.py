@@ -63,10 +63,8 @@ def canonical_address(text: Optional[str]) -> Optional[str]:
         return None
     text = text.strip()
     try:
-        return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, text))
-    except OSError:
-        pass
-    try:
+        if ":" not in text:  # every IPv6 text has one, no IPv4 text has: one parse, no failed one
+            return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, text))
         packed = socket.inet_pton(socket.AF_INET6, text)
     except OSError:
         return None
