@@ -4,8 +4,8 @@ Two measurements, in a child process with the fake ``freeswitch`` module:
 
 - **per call**: fs-guard's handler alone, once with the shipped limits and once with the
   same configuration without them; the difference is what the limits cost. Two kinds of
-  call: authenticated calls in ``default`` (the four account limits apply: two count a
-  national number, one of them concurrent calls) and unauthenticated calls in
+  call: authenticated calls to extension 1001 in ``default`` (six limits apply: two count
+  the call, one of them concurrent calls) and unauthenticated calls in
   ``public`` from ever new addresses (``ip-call-rate``: a new key each call, so the
   least recently seen is evicted each call). Before timing, 100,000 accounts have
   called (the tally is full) and the calls cycle through them. The event hook counts
