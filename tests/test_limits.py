@@ -156,6 +156,32 @@ class TestKeys:
             assert [check.limit.name for check in checks] == expected, destination
             assert [lim.name for lim in config.limits.limits if lim.selects(destination)] == expected
 
+    def test_a_call_meets_every_limit_whose_prefix_list_and_destination_class_take_it(self):
+        """for_call walks only the limits a call can meet (an extension skips every prefix list and
+        destination class): never one fewer than the limits that take it, one by one."""
+        rng = random.Random(11)
+        kinds = [Destination(NUMBER, "+442079460000", "GB", "fixed_line", True),
+                 Destination(NUMBER, "+37167000000", "LV", "fixed_line", True), Destination(NUMBER),
+                 Destination(SHORT, "", "GB", "premium_rate", True), Destination(EMERGENCY, "", "GB"),
+                 Destination(NOT_A_NUMBER), None]
+        for _ in range(200):
+            specs = []
+            for n in range(rng.randint(1, 6)):
+                spec = limit(f"l{n}", by=rng.choice(["account", "source_ip", "account_prefix"]), window=60,
+                             calls={"critical": 9})
+                if spec["by"] == "account_prefix" or rng.random() < 0.4:
+                    spec["prefixes"] = [rng.choice(["00", "011", "+", "9", "0088", "1"]) for _ in range(2)]
+                if rng.random() < 0.4:
+                    spec["countries"] = [rng.choice(["GB", "LV"])]
+                specs.append(spec)
+            limits = limits_config(*specs, dialling={"region": "GB"}).limits
+            number = rng.choice(["1001", "0044207", "+4420", "9011", "00882", "", "*98"])
+            destination = rng.choice(kinds)
+            checks, _ = for_call(limits, "default", number, "192.0.2.1", "1001@pbx.example", (), destination)
+            taking = [lim.name for lim in limits.limits
+                      if (not lim.prefixes or lim.prefixes.match(number) is not None) and lim.selects(destination)]
+            assert [check.limit.name for check in checks] == taking, (specs, number, destination)
+
     def test_an_address_limit_by_destination_keys_the_calls_it_selects_by_their_address(
             self, write_config, call, alerts):
         """Where only a source_ip limit by destination counts by address, the screen reads the

@@ -25,7 +25,6 @@ the hook nobody would release a slot, so concurrent calls are then not counted.
 from __future__ import annotations
 
 import time
-from functools import partial
 from typing import Any, Optional, Tuple
 
 from fs_guard.runtime import alerts, host, offence, penalty, sofia_events, state, stats
@@ -65,7 +64,7 @@ def screen(session: Any, config: Config, rules: Rules, context: str, number: str
     classify the number here when they did not (without a dialling region they skip the call).
     """
     limitset = config.limits
-    steps, reads_account = limitset.plans.get(context, limitset.plan_everywhere)
+    steps, _, _, reads_account = limitset.plans.get(context, limitset.plan_everywhere)
     tally = state.TALLY
     # A block locks an address or an account out of every context; otherwise each is read only
     # where a limit applies to the call (the address) or may (the account), or for an alert.
@@ -81,7 +80,7 @@ def screen(session: Any, config: Config, rules: Rules, context: str, number: str
     done = get(COUNTED_VARIABLE)
     skip: Tuple[str, ...] = tuple(done.split(",")) if done else ()
     found, identities = for_call(limitset, context, number, source_ip, account, skip, destination,
-                                 None if anywhere else partial(address_of, get))
+                                 None if anywhere else address_of, get)
     concurrency = sofia_events.started_at() is not None
     if not concurrency and limitset.has_concurrency:
         _warn_no_hook()

@@ -232,14 +232,26 @@ new_tuple = tuple.__new__
 Step = Tuple["Limit", str, Optional[Callable[[str], Optional["re.Match[str]"]]], str, Optional[Selection]]
 
 
+#: Destinations a destination class can hold: phone numbers and short numbers (never an
+#: emergency number, never what is no number).
+CLASSIFIED = frozenset((NUMBER, SHORT))
+
 #: The limits of one context as a call needs them, compiled once (no attribute lookups per
 #: limit and call), a plain tuple (unpacking one is a specialised instruction, a NamedTuple's
-#: is not): (steps; whether an account limit may count a call there, so the account is read).
-Plan = Tuple[Tuple[Step, ...], bool]
+#: is not): (every step; the steps a call can meet, indexed by whether its number starts with
+#: a first character of the context's prefix lists (+1) and whether its destination is one a
+#: class may hold (+2); those first characters; whether an account limit may count a call
+#: there, so the account is read).
+Plan = Tuple[Tuple[Step, ...], Tuple[Tuple[Step, ...], ...], FrozenSet[str], bool]
 
 
 def _plan(limits: Tuple[Limit, ...]) -> Plan:
-    return (tuple((limit, limit.name, limit.match, limit.by, limit.select) for limit in limits),
+    steps = tuple((limit, limit.name, limit.match, limit.by, limit.select) for limit in limits)
+    # Four variants: a number that may start with a listed prefix or not, a destination a
+    # class may hold or not. An extension skips every prefix list and destination class.
+    variants = tuple(tuple(step for step in steps if (step[2] is None or prefixed) and (step[4] is None or classified))
+                     for classified in (False, True) for prefixed in (False, True))
+    return (steps, variants, frozenset(prefix[0] for limit in limits for prefix in limit.prefixes.prefixes),
             any(limit.by != SOURCE_IP for limit in limits))
 
 
@@ -396,7 +408,8 @@ def destination_errors(path: str, spec: Mapping[str, Any]) -> List[str]:
 
 def for_call(limitset: LimitSet, context: str, number: str, source_ip: Optional[str], account: Optional[str],
              skip: Sequence[str] = (), destination: Optional[Destination] = None,
-             read_address: Optional[Callable[[], Optional[str]]] = None) -> Tuple[List[Check], Tuple[str, ...]]:
+             read_address: Optional[Callable[[Any], Optional[str]]] = None, channel: Any = None,
+             ) -> Tuple[List[Check], Tuple[str, ...]]:
     """A call's checks, the (limit, key) pairs it counts toward, and its blockable identities
     (``ip:ADDR``, ``account:USER@DOMAIN``): what the live screen and ``fs-guard replay`` both
     hand to a tally's ``count``.
@@ -406,13 +419,15 @@ def for_call(limitset: LimitSet, context: str, number: str, source_ip: Optional[
     do not count it (never one shared key for every anonymous call). ``skip`` names the
     limits that already counted this call (a transfer screens it again). ``destination`` is the
     number's classification (None: not classified; limits by destination then skip the call).
-    ``read_address``, given instead of ``source_ip``, reads it the first time a ``source_ip``
-    limit applies to the call: the screen reads the channel only then.
+    ``read_address``, given instead of ``source_ip``, reads it off ``channel`` the first time a
+    ``source_ip`` limit applies to the call: the screen reads the channel only then.
     """
     ip_identity = "ip:" + source_ip if source_ip else ""
     account_identity = "account:" + account if account else ""
     found = []
-    for limit, name, match, by, select in limitset.plans.get(context, limitset.plan_everywhere)[0]:
+    _, variants, firsts, _ = limitset.plans.get(context, limitset.plan_everywhere)
+    steps = variants[(number[:1] in firsts) + 2 * (destination is not None and destination.kind in CLASSIFIED)]
+    for limit, name, match, by, select in steps:
         if skip and name in skip:
             continue
         matched = None
@@ -430,7 +445,7 @@ def for_call(limitset: LimitSet, context: str, number: str, source_ip: Optional[
                 continue
         if by == SOURCE_IP:
             if read_address is not None:
-                source_ip, read_address = read_address(), None
+                source_ip, read_address = read_address(channel), None
                 ip_identity = "ip:" + source_ip if source_ip else ""
             if source_ip:
                 found.append(new_tuple(Check, (limit, source_ip, ip_identity)))
