@@ -58,6 +58,10 @@ DEFAULT_CALL_MAX_DURATION = 4 * 3600
 
 NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
+#: Destinations a destination class can hold: phone numbers and short numbers (never an
+#: emergency number, never what is no number).
+CLASSIFIED = frozenset((NUMBER, SHORT))
+
 #: A limit's destination class compiled: the kinds of destination it counts, its countries
 #: and number types (empty: any), and whether the country must be known (distinct_countries).
 Selection = Tuple[FrozenSet[str], FrozenSet[str], FrozenSet[str], bool]
@@ -132,7 +136,7 @@ class Limit:
             "by_destination": by_destination,
             "windowed": self.calls is not None or self.distinct is not None,
             "match": re.compile(_trie(self.prefixes.prefixes)).match if self.prefixes else None,
-            "select": (frozenset((NUMBER,) if self.counts_countries else (NUMBER, SHORT)), self.countries,
+            "select": (frozenset((NUMBER,)) if self.counts_countries else CLASSIFIED, self.countries,
                        self.number_types, self.counts_countries) if by_destination else None,
             "quiet": (_lowest(self.calls), _lowest(self.distinct), _lowest(self.concurrent)),
             "kept": (4 * self.calls.top() if self.calls else 0, 4 * self.distinct.top() if self.distinct else 0),
@@ -231,10 +235,6 @@ new_tuple = tuple.__new__
 #: destination selection or None).
 Step = Tuple["Limit", str, Optional[Callable[[str], Optional["re.Match[str]"]]], str, Optional[Selection]]
 
-
-#: Destinations a destination class can hold: phone numbers and short numbers (never an
-#: emergency number, never what is no number).
-CLASSIFIED = frozenset((NUMBER, SHORT))
 
 #: The limits of one context as a call needs them, compiled once (no attribute lookups per
 #: limit and call), a plain tuple (unpacking one is a specialised instruction, a NamedTuple's
