@@ -186,6 +186,7 @@ class Tally:
 
     def _record_all(self, checks: Sequence[Check], call_id: Optional[str], number: str, now: float,
                     concurrency: bool, country: str) -> None:
+        """Count an accepted call toward each of ``checks`` (the lock is held)."""
         measure = self._measure
         for limit, key, _ in checks:
             measure(limit, key, call_id, country if limit.counts_countries else number, now, concurrency, True)
