@@ -112,6 +112,25 @@ def _shape(found):
     return found.region, found.type, found.valid, found.kind
 
 
+def agrees_with_the_library(region, dialled):
+    """Assert that ``dialled`` (home ``region``) is classified as libphonenumber does; True
+    when it was a phone number to compare, False when there was nothing to compare."""
+    found = classify(region, dialled)
+    try:
+        number = phonenumbers.parse(dialled, region)
+    except phonenumbers.NumberParseException:
+        assert not found.valid, (region, dialled)
+        return False
+    if found.kind != NUMBER:
+        return False
+    valid = phonenumbers.is_valid_number(number)
+    assert (found.e164, found.type, found.valid, found.region if valid else None) == (
+        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+        phonenumbers.PhoneNumberType.to_string(phonenumbers.number_type(number)).lower(),
+        valid, phonenumbers.region_code_for_number(number) if valid else None), (region, dialled)
+    return True
+
+
 class TestClassification:
     @pytest.mark.parametrize("dialled, region, kind_of_number, valid, kind", UK_00)
     def test_uk_dialling_00(self, dialled, region, kind_of_number, valid, kind):
@@ -174,20 +193,7 @@ class TestTheLibrarysOwnAnswers:
                 digits = "".join(rnd.choice("0123456789") for _ in range(rnd.randint(5, 12)))
                 dialled = rnd.choice([(metadata.national_prefix or "") + digits, "+" + rnd.choice(codes) + digits,
                                       (idd if idd.isdigit() else "+") + rnd.choice(codes) + digits])
-                found = classify(region, dialled)
-                try:
-                    number = phonenumbers.parse(dialled, region)
-                except phonenumbers.NumberParseException:
-                    assert not found.valid, dialled
-                    continue
-                if found.kind != NUMBER:
-                    continue
-                compared += 1
-                valid = phonenumbers.is_valid_number(number)
-                assert (found.e164, found.type, found.valid, found.region if valid else None) == (
-                    phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
-                    phonenumbers.PhoneNumberType.to_string(phonenumbers.number_type(number)).lower(),
-                    valid, phonenumbers.region_code_for_number(number) if valid else None), (region, dialled)
+                compared += agrees_with_the_library(region, dialled)
         assert compared > 1000
 
     def test_numbers_near_every_regions_examples_dialled_at_home_and_from_abroad(self):
@@ -213,20 +219,7 @@ class TestTheLibrarysOwnAnswers:
                     if idd.isdigit():
                         forms.append(f"{idd}{example.country_code}{digits}")
                     for dialled in forms:
-                        found = classify(region, dialled)
-                        try:
-                            number = phonenumbers.parse(dialled, region)
-                        except phonenumbers.NumberParseException:
-                            assert not found.valid, (region, dialled)
-                            continue
-                        if found.kind != NUMBER:
-                            continue
-                        compared += 1
-                        valid = phonenumbers.is_valid_number(number)
-                        assert (found.e164, found.type, found.valid, found.region if valid else None) == (
-                            phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
-                            phonenumbers.PhoneNumberType.to_string(phonenumbers.number_type(number)).lower(),
-                            valid, phonenumbers.region_code_for_number(number) if valid else None), (region, dialled)
+                        compared += agrees_with_the_library(region, dialled)
         assert compared > 10000
 
     def test_the_librarys_example_numbers_of_every_type(self):
