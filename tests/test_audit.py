@@ -148,6 +148,19 @@ def test_each_check_fires_on_its_hole(clean, check, severity, file, needle, open
     assert all(f.message and f.fix for f in found)
 
 
+@pytest.mark.parametrize("written", [
+    '{"fail2ban": {"contexts": ["public"], "deny_countries": ["CU"]}}',
+    '{"fail2ban": {"contexts": "public", "deny_countries": ["CU"]}}',
+    '{"fail2ban": {"limits": 5, "deny_countries": ["CU"]}}',
+])
+def test_a_configuration_of_the_wrong_shape_is_a_finding_not_a_traceback(clean, run_cli, written):
+    """The region check reads a file that did not load as written: any JSON shape at all."""
+    clean.write("fs_guard.json", written)
+    code, out, err = run_cli("audit", "--conf-dir", str(clean.root))
+    assert code == 1 and "Traceback" not in out + err
+    assert "region-missing" in out and "deny_countries" in out
+
+
 def test_log_auth_failures_off_is_a_note_not_a_hole(clean, run_cli):
     """fs_guard.events bans on sofia::register_failure, fired whatever log-auth-failures says;
     the option only adds log lines (for replay of freeswitch.log and fail2ban's stock filter)."""

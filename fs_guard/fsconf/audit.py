@@ -437,9 +437,10 @@ def _fail2ban_object(text: bytes) -> Optional[Mapping[str, Any]]:
 
 def _needs_region(raw: Mapping[str, Any]) -> List[str]:
     """The settings of a ``fail2ban`` object that read a number's destination (they need a home region)."""
-    sections = [raw] + [c for c in (raw.get("contexts") or {}).values() if isinstance(c, dict)]
+    contexts, limits = raw.get("contexts"), raw.get("limits")  # as written: the file did not load
+    sections = [raw] + [c for c in (contexts.values() if isinstance(contexts, dict) else ()) if isinstance(c, dict)]
     used = {key for section in sections for key in DESTINATION_KEYS if section.get(key)}
-    for limit in raw.get("limits") or []:
+    for limit in limits if isinstance(limits, list) else ():
         if isinstance(limit, dict):
             used |= {key for key in ("countries", "number_types", "distinct_countries") if limit.get(key)}
     return sorted(used)
