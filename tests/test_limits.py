@@ -400,6 +400,24 @@ class TestActions:
         now[0] += 3600
         assert call("1002", context="default", **OFFICE).hangupCause() == "NONE"
 
+    def test_expired_blocks_go_at_the_next_call_whoever_makes_it(self, write_config, call, monkeypatch):
+        """Accounts blocked once that never call again must not be held forever (memory), nor
+        keep every call reading its address for a block that may exist."""
+        write_config({"deny_prefix": [], "limits": [
+            limit("rate", window=60, calls={"critical": 1}, action="reject", block_for=600)]})
+        now = [1_800_000_000.0]
+        monkeypatch.setattr(time, "time", lambda: now[0])
+        for user in range(20):
+            account = {**OFFICE, "user_name": f"2{user:03}"}
+            assert [call("1002", context="default", **account).hangupCause() for _ in range(2)] == [
+                "NONE", "CALL_REJECTED"]
+            now[0] += 1
+        assert len(state.TALLY.blocks(now[0])) == 20
+        now[0] += 600
+        assert state.TALLY.has_blocks  # nobody has called since they ended
+        assert call("1002", context="default", **OFFICE).hangupCause() == "NONE"
+        assert not state.TALLY.has_blocks
+
     def test_alert_mode_and_monitor_mode_let_every_call_through(self, write_config, call):
         write_config({"deny_prefix": [], "limits": [limit("a", window=60, calls={"critical": 1})],
                       "contexts": {"m": {"monitor": True}}})

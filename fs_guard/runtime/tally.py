@@ -20,6 +20,7 @@ trace's own clock): ``now`` is always passed in.
 from __future__ import annotations
 
 import heapq
+import math
 import threading
 from array import array
 from bisect import bisect_right
@@ -65,6 +66,7 @@ class Tally:
         self._slots: Dict[WindowKey, Dict[str, float]] = {}  # call id -> expiry, oldest first
         self._held: Dict[str, Tuple[WindowKey, ...]] = {}  # call id -> the slots it holds
         self._blocks: Dict[str, Block] = {}
+        self._sweep_at = math.inf  # the earliest end of a block held: expired ones go then
         self._limits = limits
         self.evicted = 0
 
@@ -124,7 +126,7 @@ class Tally:
                 until = None
                 if limit.block_for:
                     until = now + limit.block_for
-                    self._blocks[rejecting.identity] = Block(rejecting.identity, until, limit, rejecting.key)
+                    self._hold(Block(rejecting.identity, until, limit, rejecting.key))
                 return new_tuple(Outcome, (tuple(hits), limit, rejecting.key, until, ()))
             if not checks:
                 return ACCEPTED
@@ -162,7 +164,7 @@ class Tally:
     def block(self, identity: str, until: float, limit: Limit, key: str) -> None:
         """Hold a block decided elsewhere (by the shared counts) as if this tally had decided it."""
         with self._lock:
-            self._blocks[identity] = Block(identity, until, limit, key)
+            self._hold(Block(identity, until, limit, key))
 
     def release(self, call_id: str) -> int:
         """The call has ended: free its concurrency slots; returns how many."""
@@ -175,7 +177,16 @@ class Tally:
 
     # -- helpers (the lock is held) ---------------------------------------------------------
 
+    def _hold(self, block: Block) -> None:
+        self._blocks[block.identity] = block
+        self._sweep_at = min(self._sweep_at, block.until)
+
     def _blocked(self, identities: Sequence[str], now: float) -> Optional[Block]:
+        if now >= self._sweep_at:
+            # Blocks of addresses that never call again would stay forever (memory), and one
+            # held keeps every call reading its address (``has_blocks``): all expired go at once.
+            self._blocks = {identity: block for identity, block in self._blocks.items() if block.until > now}
+            self._sweep_at = min((block.until for block in self._blocks.values()), default=math.inf)
         for identity in identities:
             block = self._blocks.get(identity)
             if block is not None:
